@@ -1,0 +1,14 @@
+# One image for samt124's worker, sink and lag exporter.
+FROM python:3.11-slim-bookworm
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 SAMT124_HOME=/var/lib/samt124
+WORKDIR /opt/samt124
+COPY pyproject.toml README.md ./
+COPY samt124 ./samt124
+COPY producers ./producers
+COPY streams ./streams
+COPY consumers ./consumers
+COPY schemas ./schemas
+RUN pip install --no-cache-dir . && useradd --system --home /var/lib/samt124 --create-home samt124
+USER samt124
+ENTRYPOINT ["samt124"]
+CMD ["--help"]

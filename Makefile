@@ -1,0 +1,62 @@
+# samt124 — one task runner. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+.PHONY: dev
+dev: $(STAMP) ## create the virtualenv with samt124 and its development tools
+
+.PHONY: system
+system: ## install the system packages the tests use (ClickHouse server, docker-compose) when root
+	@bash scripts/system-deps.sh
+
+.PHONY: lint
+lint: $(STAMP) ## ruff (lint, format check) and mypy strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+.PHONY: fmt
+fmt: $(STAMP) ## format the code
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+.PHONY: unit
+unit: $(STAMP) ## fast tests: pure logic, no broker
+	$(BIN)/pytest tests/unit -q
+
+.PHONY: integration
+integration: $(STAMP) system ## tests against the real Kafka broker, ClickHouse server and chdb
+	$(BIN)/pytest tests/integration -q
+
+.PHONY: test
+test: $(STAMP) system lint ## everything: install, lint, unit and integration tests
+	$(BIN)/pytest tests -q
+
+.PHONY: up
+up: $(STAMP) ## start the local Kafka broker and ClickHouse server
+	$(BIN)/samt124 local up
+
+.PHONY: down
+down: $(STAMP) ## stop them
+	$(BIN)/samt124 local down
+
+.PHONY: clean
+clean: ## stop local services and remove local data (keeps the jar cache)
+	-$(BIN)/samt124 local down
+	rm -rf .samt124/kafka .samt124/clickhouse .samt124/chdb .samt124/test

@@ -1,0 +1,203 @@
+"""A real Apache Kafka broker from Maven Central, in KRaft mode on loopback.
+
+The broker's jars are fetched once by Maven into the cache directory; the storage is
+formatted once; a single node runs the broker and controller roles together.
+Kafka 4.1 is pinned: the 4.x line is KRaft-only (no ZooKeeper to carry), runs on the
+machine's Java 17, and is the broker kafka-python 3 and aiokafka 0.14 are tested against.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import uuid
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from samt124.local.process import Daemon, LocalServiceError, file_lock, require_tool
+from samt124.settings import Settings
+
+LOG4J_VERSION = "2.25.3"
+NO_JAVA = (
+    "samt124 runs its local Kafka broker with Java 17 and fetches it with Maven. "
+    "Install them (Debian: apt-get install openjdk-17-jre-headless maven), or point samt124 "
+    "at a running cluster with SAMT124_KAFKA_BOOTSTRAP=host:9092."
+)
+
+
+@dataclass(frozen=True)
+class KafkaStatus:
+    running: bool
+    pid: int | None
+    bootstrap: str
+    data: Path
+
+
+def _template(name: str) -> str:
+    return resources.files("samt124.local").joinpath("templates", name).read_text()
+
+
+def jars(settings: Settings) -> Path:
+    """The directory holding the broker's jars, fetched from Maven Central on first use."""
+    version = settings.kafka_version
+    root = settings.cache.resolve() / f"kafka-{version}"
+    libs = root / "libs"
+    complete = root / ".complete"
+    if complete.exists():
+        return libs
+    mvn = require_tool("mvn", NO_JAVA)
+    require_tool("java", NO_JAVA)
+    with file_lock(root / ".lock"):
+        if complete.exists():
+            return libs
+        root.mkdir(parents=True, exist_ok=True)
+        pom = root / "pom.xml"
+        pom.write_text(
+            _template("kafka-pom.xml")
+            .replace("@KAFKA_VERSION@", version)
+            .replace("@LOG4J_VERSION@", LOG4J_VERSION)
+        )
+        print(f"fetching Apache Kafka {version} from Maven Central into {libs} ...", flush=True)
+        result = subprocess.run(
+            [
+                mvn,
+                "-q",
+                "-B",
+                "-f",
+                str(pom),
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={libs}",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise LocalServiceError(
+                f"Maven could not fetch org.apache.kafka:kafka_2.13:{version}:\n"
+                f"{result.stdout[-2000:]}{result.stderr[-2000:]}\n{NO_JAVA}"
+            )
+        complete.write_text(version)
+    return libs
+
+
+def _daemon(settings: Settings) -> Daemon:
+    return Daemon("kafka", settings.home.resolve() / "kafka", marker="kafka.Kafka")
+
+
+def _java_command(libs: Path, *args: str, log4j: Path | None = None) -> list[str]:
+    java = require_tool("java", NO_JAVA)
+    command = [java, "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true"]
+    if log4j is not None:
+        command.append(f"-Dlog4j2.configurationFile={log4j}")
+    return [*command, "-cp", f"{libs}/*", *args]
+
+
+def _write_config(settings: Settings, directory: Path) -> Path:
+    data = directory / "data"
+    properties = directory / "server.properties"
+    properties.write_text(
+        _template("server.properties")
+        .replace("@PORT@", str(settings.local_kafka_port))
+        .replace("@CONTROLLER_PORT@", str(settings.local_controller_port))
+        .replace("@DATA@", str(data))
+        .replace("@PARTITIONS@", str(settings.partitions))
+    )
+    (directory / "log4j2.properties").write_text(
+        _template("log4j2.properties").replace("@LOGS@", str(directory / "logs"))
+    )
+    return properties
+
+
+def _format_once(libs: Path, directory: Path, properties: Path) -> None:
+    if (directory / "data" / "meta.properties").exists():
+        return
+    log4j = directory / "log4j2.properties"
+    cluster_id = str(uuid.uuid4().hex[:22])
+    result = subprocess.run(
+        _java_command(
+            libs,
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(properties),
+            log4j=log4j,
+        ),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise LocalServiceError(f"formatting KRaft storage failed:\n{result.stdout}{result.stderr}")
+
+
+def answers(bootstrap: str, timeout_ms: int = 2000) -> bool:
+    """True when the broker answers a metadata request."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    if not any(_listening(server) for server in bootstrap.split(",")):
+        return False
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap,
+            request_timeout_ms=timeout_ms,
+        )
+    except (KafkaError, OSError, ValueError):
+        return False
+    try:
+        admin.describe_cluster()
+    except (KafkaError, OSError):
+        return False
+    finally:
+        admin.close()
+    return True
+
+
+def _listening(server: str) -> bool:
+    host, _, port = server.strip().rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=1.0):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def up(settings: Settings, timeout: float = 120.0) -> KafkaStatus:
+    """Start the local broker (or find it running) and wait until it answers."""
+    daemon = _daemon(settings)
+    with file_lock(daemon.directory / ".lock"):
+        process = None
+        if daemon.pid() is None:
+            libs = jars(settings)
+            daemon.directory.mkdir(parents=True, exist_ok=True)
+            properties = _write_config(settings, daemon.directory)
+            _format_once(libs, daemon.directory, properties)
+            process = daemon.start(
+                _java_command(
+                    libs,
+                    "kafka.Kafka",
+                    str(properties),
+                    log4j=daemon.directory / "log4j2.properties",
+                )
+            )
+        daemon.wait_ready(lambda: answers(settings.bootstrap), timeout, process)
+    return status(settings)
+
+
+def down(settings: Settings) -> bool:
+    """Stop the local broker cleanly; True if it was running."""
+    return _daemon(settings).stop(timeout=60.0)
+
+
+def status(settings: Settings) -> KafkaStatus:
+    daemon = _daemon(settings)
+    return KafkaStatus(
+        running=daemon.pid() is not None,
+        pid=daemon.pid(),
+        bootstrap=settings.bootstrap,
+        data=daemon.directory / "data",
+    )

@@ -1,0 +1,162 @@
+"""The one typed, frozen settings object.
+
+Values come from ``SAMT124_*`` environment variables, then from command-line flags
+(the CLI passes them as keyword overrides). Read once at start-up with :func:`load`;
+never at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlparse
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class ClickHouseTarget(BaseModel):
+    """Where analytics live: the embedded engine (chdb) or a server over the native protocol."""
+
+    model_config = ConfigDict(frozen=True)
+
+    engine: Literal["chdb", "server"]
+    path: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 9000
+    user: str = "default"
+    password: SecretStr = SecretStr("")
+    database: str = "samt124"
+    secure: bool = False
+
+    def describe(self) -> str:
+        if self.engine == "chdb":
+            return f"chdb (embedded) at {self.path} database {self.database}"
+        return f"clickhouse://{self.user}@{self.host}:{self.port}/{self.database}"
+
+
+class Settings(BaseSettings):
+    """Everything samt124 needs to know about where it runs."""
+
+    model_config = SettingsConfigDict(env_prefix="SAMT124_", frozen=True, extra="ignore")
+
+    home: Path = Field(
+        default=Path(".samt124"),
+        description="Local data directory: broker data, embedded analytics, pid files, logs.",
+    )
+    cache: Path = Field(
+        default=Path(".samt124/cache"),
+        description="Downloaded artifacts (the Kafka broker's jars), shared by every home.",
+    )
+
+    # Kafka
+    kafka_bootstrap: str | None = Field(
+        default=None, description="Bootstrap servers; unset means the local broker."
+    )
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    topic_namespace: str = Field(
+        default="samt124", description="Topic name prefix: <namespace>.intake, .province.<code>..."
+    )
+    partitions: int = Field(default=4, ge=1, description="Partitions for topics samt124 creates.")
+    replication_factor: int = Field(default=1, ge=1)
+
+    # ClickHouse
+    clickhouse_url: str | None = Field(
+        default=None,
+        description="clickhouse://user:pass@host:9000/db for a server; unset means chdb in home.",
+    )
+    clickhouse_user: str | None = None
+    clickhouse_password: SecretStr | None = None
+    clickhouse_database: str = "samt124"
+
+    # The local services started by `samt124 local up`
+    local_kafka_port: int = 9092
+    local_controller_port: int = 9093
+    local_clickhouse_port: int = 9000
+    local_clickhouse_http_port: int = 8123
+    kafka_version: str = "4.1.1"
+
+    @property
+    def bootstrap(self) -> str:
+        """The bootstrap servers to use: the configured cluster or the local broker."""
+        return self.kafka_bootstrap or f"127.0.0.1:{self.local_kafka_port}"
+
+    @property
+    def uses_local_kafka(self) -> bool:
+        return self.kafka_bootstrap is None
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Security options in kafka-python's vocabulary."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap.split(","),
+            "security_protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism:
+            options["sasl_mechanism"] = self.kafka_sasl_mechanism
+            options["sasl_plain_username"] = self.kafka_sasl_username
+            if self.kafka_sasl_password is not None:
+                options["sasl_plain_password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_ssl_cafile:
+            options["ssl_cafile"] = str(self.kafka_ssl_cafile)
+        if self.kafka_ssl_certfile:
+            options["ssl_certfile"] = str(self.kafka_ssl_certfile)
+        if self.kafka_ssl_keyfile:
+            options["ssl_keyfile"] = str(self.kafka_ssl_keyfile)
+        return options
+
+    @property
+    def clickhouse(self) -> ClickHouseTarget:
+        """Parse the ClickHouse URL; unset means the embedded engine in ``home/chdb``."""
+        if not self.clickhouse_url:
+            return ClickHouseTarget(
+                engine="chdb", path=self.home / "chdb", database=self.clickhouse_database
+            )
+        return parse_clickhouse_url(
+            self.clickhouse_url,
+            user=self.clickhouse_user,
+            password=self.clickhouse_password,
+            default_database=self.clickhouse_database,
+        )
+
+
+def parse_clickhouse_url(
+    url: str,
+    *,
+    user: str | None = None,
+    password: SecretStr | None = None,
+    default_database: str = "samt124",
+) -> ClickHouseTarget:
+    """``clickhouse://user:pass@host:9000/db`` (or ``clickhouses://`` for TLS), or ``chdb:///path``."""
+    parsed = urlparse(url)
+    if parsed.scheme == "chdb":
+        path = Path(unquote(parsed.path)) if parsed.path else Path(".samt124/chdb")
+        return ClickHouseTarget(engine="chdb", path=path, database=default_database)
+    if parsed.scheme not in ("clickhouse", "clickhouses"):
+        msg = f"SAMT124_CLICKHOUSE_URL must start with clickhouse:// or chdb://, got {url!r}"
+        raise ValueError(msg)
+    database = parsed.path.lstrip("/") or default_database
+    secret = password or SecretStr(unquote(parsed.password or ""))
+    return ClickHouseTarget(
+        engine="server",
+        host=parsed.hostname or "127.0.0.1",
+        port=parsed.port or 9000,
+        user=user or unquote(parsed.username or "default"),
+        password=secret,
+        database=database,
+        secure=parsed.scheme == "clickhouses",
+    )
+
+
+def load(**overrides: Any) -> Settings:
+    """Read the environment once; flags given on the command line win."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    return Settings(**given)

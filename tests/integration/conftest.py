@@ -1,0 +1,106 @@
+"""Integration fixtures: the real Kafka broker and ClickHouse server, started once per session.
+
+They start through the same code as ``samt124 local up`` on test ports, in ``.samt124/test``
+(a running one is reused), unless ``SAMT124_TEST_KAFKA_BOOTSTRAP`` /
+``SAMT124_TEST_CLICKHOUSE_URL`` point at external services. Each test gets its own topic
+namespace and its own ClickHouse database, so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from samt124.local import clickhouse, kafka
+from samt124.settings import Settings, parse_clickhouse_url
+
+REPO = Path(__file__).resolve().parents[2]
+TEST_PORTS = {
+    "local_kafka_port": 19092,
+    "local_controller_port": 19093,
+    "local_clickhouse_port": 19000,
+    "local_clickhouse_http_port": 18123,
+}
+
+
+@dataclass(frozen=True)
+class Services:
+    base: Settings  # where the broker and the server are
+    clickhouse_server: str  # clickhouse://... of the server, database part ignored
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[Services]:
+    external_kafka = os.environ.get("SAMT124_TEST_KAFKA_BOOTSTRAP")
+    external_clickhouse = os.environ.get("SAMT124_TEST_CLICKHOUSE_URL")
+    base = Settings(
+        home=REPO / ".samt124" / "test",
+        cache=REPO / ".samt124" / "cache",
+        kafka_bootstrap=external_kafka,
+        **TEST_PORTS,  # type: ignore[arg-type]
+    )
+    started: list[str] = []
+    if external_kafka is None:
+        if not kafka.status(base).running:
+            started.append("kafka")
+        kafka.up(base)
+    if external_clickhouse is None:
+        if not clickhouse.status(base).running:
+            started.append("clickhouse")
+        server_url = clickhouse.up(base).url
+    else:
+        server_url = external_clickhouse
+    yield Services(base=base, clickhouse_server=server_url)
+    if os.environ.get("SAMT124_TEST_KEEP_SERVICES"):
+        return
+    if "clickhouse" in started:
+        clickhouse.down(base)
+    if "kafka" in started:
+        kafka.down(base)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def server_url(services: Services) -> Iterator[str]:
+    """A fresh database on the real ClickHouse server, dropped afterwards."""
+    from clickhouse_driver import Client
+
+    target = parse_clickhouse_url(services.clickhouse_server)
+    database = unique("test_")
+    client = Client(
+        target.host,
+        port=target.port,
+        user=target.user,
+        password=target.password.get_secret_value(),
+    )
+    client.execute(f"CREATE DATABASE {database}")
+    password = target.password.get_secret_value()
+    yield f"clickhouse://{target.user}:{password}@{target.host}:{target.port}/{database}"
+    client.execute(f"DROP DATABASE IF EXISTS {database}")
+    client.disconnect()
+
+
+@pytest.fixture
+def chdb_url(tmp_path: Path) -> str:
+    """A fresh embedded ClickHouse directory."""
+    return f"chdb://{tmp_path / 'chdb'}"
+
+
+@pytest.fixture
+def settings(services: Services, tmp_path: Path) -> Settings:
+    """Settings for one test: its own topic namespace, home and embedded analytics."""
+    return Settings(
+        home=tmp_path / "home",
+        cache=services.base.cache,
+        kafka_bootstrap=services.base.bootstrap,
+        topic_namespace=unique("t"),
+        partitions=4,
+    )
