@@ -8,4 +8,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-REGISTRATIONS: list[Callable[[Any], None]] = []
+import producers.cli
+import samt124.contract_cli
+import streams.cli
+
+REGISTRATIONS: list[Callable[[Any], None]] = [
+    samt124.contract_cli.register,
+    producers.cli.register,
+    streams.cli.register,
+]

@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     partitions: int = Field(default=4, ge=1, description="Partitions for topics samt124 creates.")
     replication_factor: int = Field(default=1, ge=1)
 
+    # Versioned rule files (defaults: the ones samt124 ships)
+    referral_rules: Path | None = Field(default=None, description="Referral rules JSON file.")
+    sla_policies: Path | None = Field(default=None, description="SLA policies JSON file.")
+    calendars: Path | None = Field(default=None, description="Working calendars JSON file.")
+
     # ClickHouse
     clickhouse_url: str | None = Field(
         default=None,
@@ -77,6 +82,9 @@ class Settings(BaseSettings):
     clickhouse_user: str | None = None
     clickhouse_password: SecretStr | None = None
     clickhouse_database: str = "samt124"
+    pii_hash_key: SecretStr | None = Field(
+        default=None, description="HMAC key for requesters' national ids; unset stores none."
+    )
 
     # The local services started by `samt124 local up`
     local_kafka_port: int = 9092

@@ -1,0 +1,257 @@
+"""The Faust worker: the router agent, the SLA tracker and its timer.
+
+Two agents share one changelog-backed table of request states (keyed by ``request_id``,
+co-partitioned with ``samt124.intake`` and ``samt124.sla``):
+
+* ``route`` reads ``samt124.intake``; each message goes through :class:`Pipeline` and its output
+  (the event to its province, the derived referral and SLA facts, or a dead letter) is produced
+  before the new state is written, so that a replay after a crash repeats the output;
+* ``track`` reads ``samt124.sla`` back and records every fact as emitted, so that each one is
+  published once per request, clock and cycle also across restarts and rebalances;
+* a timer looks at the requests whose next SLA threshold has come (a heap per worker, rebuilt
+  from the table after every recovery) and publishes what fell due.
+
+Offsets are committed only after the producer flushed (Faust does so before each commit):
+at-least-once, with idempotent effects downstream (events keep their ids).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from datetime import UTC, date, datetime
+from typing import Any
+
+import faust
+
+from samt124.calendar import Closure
+from samt124.settings import Settings
+from samt124.topics import Topics
+from streams.deadlines import DeadlineQueue
+from streams.lifecycle import RequestState
+from streams.pipeline import Outgoing, Pipeline, Where
+from streams.stream_time import sla_now
+
+log = logging.getLogger("samt124.worker")
+TICK_SECONDS = 0.2
+IDLE_SECONDS = 2.0
+
+
+def group_id(settings: Settings) -> str:
+    return f"{settings.topic_namespace}-worker"
+
+
+def _credentials(settings: Settings) -> Any:
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(
+            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+        )
+        if settings.kafka_ssl_certfile:
+            context.load_cert_chain(
+                str(settings.kafka_ssl_certfile),
+                str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None,
+            )
+    if protocol.startswith("SASL"):
+        password = settings.kafka_sasl_password
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=password.get_secret_value() if password else None,
+            mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+            ssl_context=context,
+        )
+    return faust.SSLCredentials(context)
+
+
+def _headers(raw: Any) -> list[tuple[str, bytes]]:
+    if not raw:
+        return []
+    items = raw.items() if isinstance(raw, dict) else raw
+    return [(str(k), bytes(v) if v is not None else b"") for k, v in items]
+
+
+class Worker:
+    """Holds the Faust app, its topics and tables, and the per-worker timer state."""
+
+    def __init__(self, settings: Settings, *, web_port: int | None = None) -> None:
+        self.settings = settings
+        self.topics = Topics(settings.topic_namespace)
+        self.pipeline = Pipeline.load(settings)
+        self.queue = DeadlineQueue()
+        self.watermark: datetime | None = None
+        self.last_message = 0.0
+        self.counts = {"routed": 0, "dead_letters": 0, "duplicates": 0, "sla_facts": 0}
+        self.app = faust.App(
+            group_id(settings),
+            broker=[f"kafka://{server}" for server in settings.bootstrap.split(",")],
+            broker_credentials=_credentials(settings),
+            store="memory://",
+            datadir=str(settings.home.resolve() / "worker"),
+            topic_partitions=settings.partitions,
+            topic_replication_factor=settings.replication_factor,
+            topic_disable_leader=True,
+            consumer_auto_offset_reset="earliest",
+            producer_acks=-1,
+            producer_linger_ms=5,
+            producer_max_batch_size=512 * 1024,
+            broker_commit_interval=1.0,
+            broker_commit_every=10_000,
+            stream_wait_empty=False,
+            table_standby_replicas=0,
+            table_cleanup_interval=3600.0,
+            web_enabled=web_port is not None,
+            web_port=web_port or 6066,
+            web_bind="127.0.0.1",
+        )
+        self._define()
+
+    def _define(self) -> None:
+        app = self.app
+        raw = {
+            "key_type": bytes,
+            "value_type": bytes,
+            "key_serializer": "raw",
+            "value_serializer": "raw",
+        }
+        partitions = self.settings.partitions
+        intake = app.topic(self.topics.intake, partitions=partitions, **raw)
+        sla = app.topic(self.topics.sla, partitions=partitions, **raw)
+        # keys and values travel as JSON (Faust's table serializers' default)
+        self.requests = app.Table("requests", default=None, partitions=partitions)
+        self.closures = app.GlobalTable("closures", default=None, partitions=partitions)
+
+        @app.agent(intake, name="route")  # type: ignore[untyped-decorator]
+        async def route(stream: Any) -> None:
+            async for event in stream.events():
+                await self._on_intake(event)
+
+        @app.agent(sla, name="track")  # type: ignore[untyped-decorator]
+        async def track(stream: Any) -> None:
+            async for event in stream.events():
+                await self._on_sla(event)
+
+        @app.timer(interval=TICK_SECONDS)  # type: ignore[untyped-decorator]
+        async def tick() -> None:
+            await self._tick()
+
+        @self.requests.on_recover  # type: ignore[untyped-decorator]
+        async def rebuild() -> None:
+            await self._rebuild_queue()
+
+    # -- message handlers --------------------------------------------------------------------
+
+    def _state(self, request_id: str) -> RequestState | None:
+        raw = self.requests.get(request_id)
+        return RequestState.from_json(raw) if raw else None
+
+    async def _send(self, outgoing: tuple[Outgoing, ...]) -> None:
+        for out in outgoing:
+            await self.app.producer.send(out.topic, out.key, out.value, None, None, out.headers)
+
+    async def _on_intake(self, event: Any) -> None:
+        message = event.message
+        self.last_message = time.monotonic()
+        key: bytes | None = message.key
+        request_id = key.decode("utf-8", "replace") if key else ""
+        wall = datetime.now(UTC)
+        step = self.pipeline.on_intake(
+            self._state(request_id) if request_id else None,
+            key,
+            message.value,
+            _headers(message.headers),
+            Where(message.topic, message.partition, message.offset),
+            wall,
+        )
+        await self._send(step.outgoing)
+        if step.dead_letter:
+            self.counts["dead_letters"] += 1
+            log.warning(
+                "dead letter %s[%d]@%d: %s",
+                message.topic,
+                message.partition,
+                message.offset,
+                step.dead_letter,
+            )
+            return
+        if step.closure is not None:
+            self._record_closure(step.closure)
+        if step.event is not None and (
+            self.watermark is None or step.event.occurred_at > self.watermark
+        ):
+            self.watermark = step.event.occurred_at
+        if step.duplicate:
+            self.counts["duplicates"] += 1
+        if step.state is not None and not step.duplicate:
+            self.counts["routed"] += 1
+            self.requests[step.state.request_id] = step.state.to_json()
+            self.queue.schedule(step.state.request_id, self.pipeline.next_due(step.state))
+
+    async def _on_sla(self, event: Any) -> None:
+        message = event.message
+        request_id = message.key.decode("utf-8", "replace") if message.key else ""
+        step = self.pipeline.on_sla(self._state(request_id), message.value, datetime.now(UTC))
+        if step.state is not None:
+            self.requests[request_id] = step.state.to_json()
+            self.queue.schedule(request_id, self.pipeline.next_due(step.state))
+
+    def _record_closure(self, closure: Closure) -> None:
+        key = f"{closure.province}:{closure.first_day}:{closure.last_day}"
+        self.closures[key] = {
+            "province": closure.province,
+            "first_day": closure.first_day.isoformat(),
+            "last_day": closure.last_day.isoformat(),
+        }
+
+    # -- timers ------------------------------------------------------------------------------
+
+    async def _tick(self) -> None:
+        self._adopt_closures()
+        wall = datetime.now(UTC)
+        caught_up = time.monotonic() - self.last_message > IDLE_SECONDS
+        now = sla_now(wall, self.watermark, caught_up=caught_up)
+        for request_id in self.queue.pop_due(now):
+            state = self._state(request_id)
+            if state is None:
+                continue
+            outgoing, following = self.pipeline.due(state, now, wall)
+            self.counts["sla_facts"] += len(outgoing)
+            await self._send(outgoing)
+            self.queue.schedule(request_id, following)
+
+    def _adopt_closures(self) -> None:
+        known = sum(len(v) for v in self.pipeline.calendar.closures.values())
+        if len(self.closures) <= known:
+            return
+        self.pipeline.with_closures(
+            [
+                Closure(
+                    value["province"],
+                    date.fromisoformat(value["first_day"]),
+                    date.fromisoformat(value["last_day"]),
+                )
+                for value in self.closures.values()
+                if value
+            ]
+        )
+
+    async def _rebuild_queue(self) -> None:
+        started = time.monotonic()
+        self._adopt_closures()
+        self.queue.clear()
+        for count, (request_id, raw) in enumerate(list(self.requests.items()), start=1):
+            if raw:
+                state = RequestState.from_json(raw)
+                self.queue.schedule(request_id, self.pipeline.next_due(state))
+            if count % 5_000 == 0:
+                await asyncio.sleep(0)
+        log.warning(
+            "recovered %d requests, %d with running SLA clocks, in %.1f s",
+            len(self.requests),
+            len(self.queue),
+            time.monotonic() - started,
+        )

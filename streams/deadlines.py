@@ -1,0 +1,63 @@
+"""The SLA timer queue of one worker: the next due instant of each open request.
+
+A heap of ``(due, request_id)`` with lazy deletion: pushing a request again supersedes its
+earlier entry, and :meth:`DeadlineQueue.pop_due` returns each due request once. Scales to
+millions of open requests: O(log n) per push and pop, one dict entry per request.
+"""
+
+from __future__ import annotations
+
+import heapq
+from datetime import datetime
+
+
+class DeadlineQueue:
+    def __init__(self) -> None:
+        self._heap: list[tuple[datetime, str]] = []
+        self._due: dict[str, datetime] = {}
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    def schedule(self, request_id: str, due: datetime | None) -> None:
+        """Set (or clear, with ``None``) when ``request_id`` must be looked at next."""
+        if due is None:
+            self._due.pop(request_id, None)
+            return
+        if self._due.get(request_id) == due:
+            return
+        self._due[request_id] = due
+        heapq.heappush(self._heap, (due, request_id))
+        if len(self._heap) > 4 * len(self._due) + 1024:
+            self._compact()
+
+    def next_due(self) -> datetime | None:
+        self._drop_stale()
+        return self._heap[0][0] if self._heap else None
+
+    def pop_due(self, now: datetime, limit: int = 10_000) -> list[str]:
+        """Requests whose time has come (at most ``limit``), removed from the queue."""
+        out: list[str] = []
+        while self._heap and len(out) < limit:
+            due, request_id = self._heap[0]
+            if self._due.get(request_id) != due:
+                heapq.heappop(self._heap)
+                continue
+            if due > now:
+                break
+            heapq.heappop(self._heap)
+            del self._due[request_id]
+            out.append(request_id)
+        return out
+
+    def clear(self) -> None:
+        self._heap.clear()
+        self._due.clear()
+
+    def _drop_stale(self) -> None:
+        while self._heap and self._due.get(self._heap[0][1]) != self._heap[0][0]:
+            heapq.heappop(self._heap)
+
+    def _compact(self) -> None:
+        self._heap = [(due, request_id) for request_id, due in self._due.items()]
+        heapq.heapify(self._heap)

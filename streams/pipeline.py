@@ -1,0 +1,192 @@
+"""What the worker does with each message, without Faust: bytes in, bytes out.
+
+:class:`Pipeline` decodes and validates an intake message, folds it into the request's state with
+:func:`streams.lifecycle.decide`, and says what to publish: the event itself to its province's
+topic, the referral samt124 derived, SLA facts to ``samt124.sla``, or the original bytes to the
+dead-letter topic with the reason. The Faust agents in :mod:`streams.app` only move these bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from samt124 import wire
+from samt124.calendar import Calendar, Closure, load_config
+from samt124.events import SLA_EVENT_TYPES, Event, OfficeClosureAnnounced, event_type
+from samt124.settings import Settings
+from samt124.topics import Topics
+from samt124.validation import validate
+from streams.lifecycle import Context, RequestState, closure_of, decide, due_sla_facts, next_due
+from streams.routing import ReferralRules, load_rules
+from streams.sla import Policies, load_policies
+
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Headers
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where a message was read: kept in dead letters so an operator can find the original."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class Step:
+    """The outcome of one message: the new state (``None``: unchanged) and what to publish."""
+
+    state: RequestState | None = None
+    outgoing: tuple[Outgoing, ...] = ()
+    closure: Closure | None = None
+    duplicate: bool = False
+    dead_letter: str | None = None  # the reason, when the message went to the dead-letter topic
+    event: Event | None = None
+
+
+@dataclass
+class Pipeline:
+    topics: Topics
+    rules: ReferralRules
+    policies: Policies
+    calendar: Calendar
+    sent_facts: set[str] = field(default_factory=set)  # emitted, not yet folded back
+
+    @classmethod
+    def load(cls, settings: Settings) -> Pipeline:
+        """The pipeline with the rule files of the settings (or the ones samt124 ships)."""
+        rules = load_rules(settings.referral_rules) if settings.referral_rules else load_rules()
+        policies = (
+            load_policies(settings.sla_policies) if settings.sla_policies else load_policies()
+        )
+        config = load_config(settings.calendars) if settings.calendars else load_config()
+        return cls(Topics(settings.topic_namespace), rules, policies, Calendar(config))
+
+    def context(self, wall: datetime) -> Context:
+        return Context(self.rules, self.policies, self.calendar, wall)
+
+    # -- intake ------------------------------------------------------------------------------
+
+    def on_intake(
+        self,
+        state: RequestState | None,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers,
+        where: Where,
+        wall: datetime,
+    ) -> Step:
+        raw = value or b""
+        try:
+            event = wire.decode(raw)
+        except wire.DecodeError as error:
+            return self._dead(key, raw, headers, where, wall, error.reason)
+        errors = validate(event, now=wall)
+        if errors:
+            reason = "invalid " + event_type(event) + ": " + "; ".join(map(str, errors))
+            return self._dead(key, raw, headers, where, wall, reason)
+        if event_type(event) in SLA_EVENT_TYPES:
+            reason = f"{event_type(event)} is published by samt124 itself, not on intake"
+            return self._dead(key, raw, headers, where, wall, reason)
+        if key is not None and key != wire.key(event):
+            reason = f"message key {key!r} is not the event's request_id {event.request_id!r}"
+            return self._dead(key, raw, headers, where, wall, reason)
+        if isinstance(event, OfficeClosureAnnounced):
+            closure = closure_of(event)
+            self.calendar = self.calendar.with_closure(closure)
+            forward = Outgoing(self.topics.province(event.province), key, raw, headers)
+            return Step(outgoing=(forward,), closure=closure, event=event)
+        decision = decide(state, event, self.context(wall))
+        if decision.state is None:
+            reason = f"{event_type(event)} for unknown request {event.request_id!r}"
+            return self._dead(key, raw, headers, where, wall, reason)
+        if decision.duplicate:
+            return Step(state=decision.state, duplicate=True, event=event)
+        province = self.topics.province(decision.state.province)
+        facts = [f for f in decision.outputs if _is_sla(f) and f.event_id not in self.sent_facts]
+        self.sent_facts.update(fact.event_id for fact in facts)
+        outgoing = [
+            *(self._publish(fact, province) for fact in decision.outputs if not _is_sla(fact)),
+            Outgoing(province, key, raw, headers),
+            *(self._publish(fact, province) for fact in facts),
+        ]
+        return Step(state=decision.state, outgoing=tuple(outgoing), event=event)
+
+    def _publish(self, fact: Event, province_topic: str) -> Outgoing:
+        topic = self.topics.sla if _is_sla(fact) else province_topic
+        return Outgoing(topic, wire.key(fact), wire.encode(fact), wire.headers(fact))
+
+    def _dead(
+        self,
+        key: bytes | None,
+        raw: bytes,
+        headers: Headers,
+        where: Where,
+        wall: datetime,
+        reason: str,
+    ) -> Step:
+        extra: Headers = [
+            ("dlq-reason", reason.encode()),
+            ("dlq-topic", where.topic.encode()),
+            ("dlq-partition", str(where.partition).encode()),
+            ("dlq-offset", str(where.offset).encode()),
+            ("dlq-at", wall.astimezone(UTC).isoformat().encode()),
+        ]
+        return Step(
+            outgoing=(Outgoing(self.topics.dlq, key, raw, [*headers, *extra]),), dead_letter=reason
+        )
+
+    # -- SLA facts folded back ---------------------------------------------------------------
+
+    def on_sla(self, state: RequestState | None, value: bytes | None, wall: datetime) -> Step:
+        """Record an SLA fact read back from ``samt124.sla``: it will not be emitted again."""
+        try:
+            fact = wire.decode(value or b"")
+        except wire.DecodeError:
+            return Step()
+        self.sent_facts.discard(fact.event_id)
+        if state is None:
+            return Step()
+        decision = decide(state, fact, self.context(wall))
+        if decision.duplicate or decision.state is None:
+            return Step(duplicate=True)
+        return Step(state=decision.state, event=fact)
+
+    # -- timers ------------------------------------------------------------------------------
+
+    def due(
+        self, state: RequestState, now: datetime, wall: datetime
+    ) -> tuple[tuple[Outgoing, ...], datetime | None]:
+        """SLA facts due at ``now`` not yet sent, and when to look at the request next."""
+        facts = due_sla_facts(state, now, self.calendar, self.policies, recorded_at=wall)
+        fresh = [fact for fact in facts if fact.event_id not in self.sent_facts]
+        self.sent_facts.update(fact.event_id for fact in fresh)
+        context = self.context(wall)
+        for fact in facts:  # as if folded back already: the next look is at the next threshold
+            state = decide(state, fact, context).state or state
+        outgoing = tuple(self._publish(fact, self.topics.sla) for fact in fresh)
+        return outgoing, self.next_due(state)
+
+    def next_due(self, state: RequestState) -> datetime | None:
+        return next_due(state, self.calendar, self.policies)
+
+    def with_closures(self, closures: Sequence[Closure]) -> None:
+        """Adopt closures other workers recorded (idempotent)."""
+        for closure in closures:
+            known = self.calendar.closures.get(closure.province, ())
+            if closure not in known:
+                self.calendar = self.calendar.with_closure(closure)
+
+
+def _is_sla(event: Event) -> bool:
+    return event_type(event) in SLA_EVENT_TYPES

@@ -1,0 +1,182 @@
+"""Helpers for tests that run samt124's processes against the real broker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from samt124.events import Event, Requester, RequestSubmitted
+from samt124.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def env_for(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment a samt124 subprocess needs to use these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAMT124_")}
+    env.update(
+        SAMT124_KAFKA_BOOTSTRAP=settings.bootstrap,
+        SAMT124_TOPIC_NAMESPACE=settings.topic_namespace,
+        SAMT124_HOME=str(settings.home),
+        SAMT124_PARTITIONS=str(settings.partitions),
+        PYTHONPATH=str(REPO),
+        PYTHONUNBUFFERED="1",
+    )
+    if settings.clickhouse_url:
+        env["SAMT124_CLICKHOUSE_URL"] = settings.clickhouse_url
+    for name in ("sla_policies", "calendars", "referral_rules"):
+        value = getattr(settings, name)
+        if value is not None:
+            env[f"SAMT124_{name.upper()}"] = str(value)
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Process:
+    """A samt124 subcommand running in the background, its output in a log file."""
+
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye, no flush, no commit."""
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(timeout=30)
+
+    def stop(self, timeout: float = 60.0) -> int:
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                return self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.popen.returncode
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def start(settings: Settings, *args: str, log: Path, **env: str) -> Process:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "samt124.cli", *args],
+            env=env_for(settings, **env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=REPO,
+        )
+    return Process(popen, log)
+
+
+def produce_raw(settings: Settings, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
+    producer = KafkaProducer(**settings.kafka_client_options(), acks="all")
+    for key, value in messages:
+        producer.send(topic, key=key, value=value).get(timeout=30)
+    producer.close()
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: dict[str, bytes]
+    timestamp_ms: int
+
+
+def read_all(settings: Settings, topics: list[str]) -> list[Record]:
+    """Every message currently in ``topics`` (from the beginning to the log end)."""
+    consumer = KafkaConsumer(**settings.kafka_client_options(), enable_auto_commit=False)
+    try:
+        available = consumer.topics()
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            if topic in available
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        consumer.seek_to_beginning()
+        ends = consumer.end_offsets(partitions)
+        records: list[Record] = []
+        remaining = {tp for tp in partitions if ends[tp] > 0}
+        deadline = time.monotonic() + 60
+        while remaining and time.monotonic() < deadline:
+            for tp, batch in consumer.poll(timeout_ms=500).items():
+                for m in batch:
+                    records.append(
+                        Record(
+                            m.topic,
+                            m.partition,
+                            m.offset,
+                            m.key,
+                            m.value,
+                            {k: v for k, v in (m.headers or [])},
+                            m.timestamp,
+                        )
+                    )
+                if consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+        return records
+    finally:
+        consumer.close()
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def submission(
+    *,
+    province: str = "IR-23",
+    category: str = "MKT-OVERCHARGE",
+    at: datetime | None = None,
+    request_id: str | None = None,
+    priority: str = "NORMAL",
+) -> RequestSubmitted:
+    when = at or datetime.now(UTC)
+    return RequestSubmitted(
+        event_id=str(uuid.uuid4()),
+        request_id=request_id or f"req-{uuid.uuid4().hex[:12]}",
+        occurred_at=when,
+        recorded_at=when,
+        source="test",
+        channel="WEB_PORTAL",
+        requester=Requester(national_id="10101010101", name="شرکت آزمون"),
+        category=category,
+        province=province,
+        subject="مشکل تامین مواد اولیه",
+        body="شرح درخواست",
+        priority=priority,  # type: ignore[arg-type]
+    )
+
+
+def decoded(records: list[Record]) -> list[Event]:
+    from samt124 import wire
+
+    return [wire.decode(r.value) for r in records]

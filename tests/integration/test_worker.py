@@ -1,0 +1,238 @@
+"""The worker on the real broker: referral, dead letters, de-duplication, breach after SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from samt124 import wire
+from samt124.events import RequestAssigned, RequestReferred, SlaBreached, SlaWarning
+from samt124.kafka_admin import ensure_topics
+from samt124.settings import Settings
+from samt124.topics import Topics
+from tests.integration.pipeline import (
+    Process,
+    Record,
+    decoded,
+    produce_raw,
+    read_all,
+    start,
+    submission,
+    wait_for,
+)
+
+ALWAYS_OPEN = {
+    "version": "test-always-open",
+    "time_zone": "Asia/Tehran",
+    "official_holidays": None,
+    "schedules": {
+        "*": [
+            {
+                "effective_from": "2000-01-01",
+                "week": {
+                    day: ["00:00-23:59:59.999999"]
+                    for day in ("SAT", "SUN", "MON", "TUE", "WED", "THU", "FRI")
+                },
+            }
+        ]
+    },
+}
+SHORT_POLICY_SECONDS = 12
+SHORT_POLICY = {
+    "versions": [
+        {
+            "version": "test-short",
+            "effective_from": "2000-01-01T00:00:00+03:30",
+            "warning_percents": [50],
+            "escalation": {},
+            "policies": [
+                {
+                    "id": "short",
+                    "match": {},
+                    "hours": {"FIRST_RESPONSE": SHORT_POLICY_SECONDS / 3600, "RESOLUTION": 1000},
+                }
+            ],
+        }
+    ]
+}
+
+
+def send(settings: Settings, *events: object) -> None:
+    topics = Topics(settings.topic_namespace)
+    produce_raw(settings, topics.intake, [(wire.key(e), wire.encode(e)) for e in events])  # type: ignore[arg-type]
+
+
+def on_topic(settings: Settings, topic: str) -> list[object]:
+    return decoded(read_all(settings, [topic]))  # type: ignore[return-value]
+
+
+@pytest.fixture
+def worker(settings: Settings, tmp_path: Path) -> Iterator[Process]:
+    ensure_topics(settings)
+    process = start(settings, "worker", log=tmp_path / "worker.log")
+    yield process
+    process.stop()
+
+
+def test_alborz_delegated_request_is_referred_to_khaneh_samt_within_a_second(
+    settings: Settings, worker: Process
+) -> None:
+    topics = Topics(settings.topic_namespace)
+    warm = submission(province="IR-23")
+    send(settings, warm)
+    wait_for(lambda: on_topic(settings, topics.province("IR-23")), 90, "the worker to start")
+
+    request = submission(province="IR-30", category="IND-PERMIT")
+    send(settings, request)
+    records = wait_for(
+        lambda: [
+            r
+            for r in read_all(settings, [topics.province("IR-30")])
+            if isinstance(wire.decode(r.value), RequestReferred)
+        ],
+        30,
+        "the referral on the Alborz topic",
+    )
+    referral = wire.decode(records[0].value)
+    assert isinstance(referral, RequestReferred)
+    assert referral.request_id == request.request_id
+    assert referral.body_kind == "KHANEH_SAMT"
+    assert referral.body_id == "khaneh-samt:IR-30"
+    assert referral.rule_id == "IR-30/mou-khaneh-samt"
+    assert referral.rules_version == "1404.1"
+    assert records[0].headers["event-type"] == b"RequestReferred"
+    intake = read_all(settings, [topics.intake])
+    published = next(r for r in intake if r.key == request.request_id.encode())
+    latency_ms = records[0].timestamp_ms - published.timestamp_ms
+    assert latency_ms < 1000, f"referral took {latency_ms} ms"
+    alborz = [type(e).__name__ for e in on_topic(settings, topics.province("IR-30"))]
+    assert alborz == ["RequestReferred", "RequestSubmitted"]
+
+
+def test_garbage_goes_to_the_dead_letter_topic_and_routing_goes_on(
+    settings: Settings, worker: Process
+) -> None:
+    topics = Topics(settings.topic_namespace)
+    garbage = b"\x00\xffnot avro at all"
+    invalid = replace(submission(), province="IR-99")
+    produce_raw(
+        settings,
+        topics.intake,
+        [(b"junk", garbage), (b"", b""), (wire.key(invalid), wire.encode(invalid))],
+    )
+    after = submission(province="IR-07")
+    send(settings, after)
+
+    def three_dead_letters() -> list[Record] | None:
+        records = read_all(settings, [topics.dlq])
+        return records if len(records) >= 3 else None
+
+    dead = wait_for(three_dead_letters, 90, "three dead letters")
+    by_value = {r.value: r for r in dead}
+    assert set(by_value) == {garbage, b"", wire.encode(invalid)}
+    assert b"bad marker" in by_value[garbage].headers["dlq-reason"]
+    assert by_value[garbage].key == b"junk"
+    assert by_value[garbage].headers["dlq-topic"] == topics.intake.encode()
+    assert b"province" in by_value[wire.encode(invalid)].headers["dlq-reason"]
+    routed = wait_for(
+        lambda: [
+            e
+            for e in on_topic(settings, topics.province("IR-07"))
+            if getattr(e, "request_id", None) == after.request_id
+        ],
+        30,
+        "the valid request after the garbage",
+    )
+    assert len(routed) == 2  # the referral and the submission
+    assert worker.popen.poll() is None
+
+
+def test_an_event_published_twice_is_routed_once(settings: Settings, worker: Process) -> None:
+    topics = Topics(settings.topic_namespace)
+    request = submission(province="IR-10")
+    assigned = RequestAssigned(
+        event_id="6f0c7a58-5d7c-4f0e-9d7e-0c8a5b1f2e33",
+        request_id=request.request_id,
+        occurred_at=datetime.now(UTC),
+        recorded_at=datetime.now(UTC),
+        source="test",
+        body_id="samt-org:IR-10",
+        assignee="operator-7",
+    )
+    send(settings, request, request, assigned, assigned)
+    closing = submission(province="IR-10")
+    send(settings, closing)
+    wait_for(
+        lambda: any(
+            getattr(e, "request_id", None) == closing.request_id
+            for e in on_topic(settings, topics.province("IR-10"))
+        ),
+        90,
+        "routing to catch up",
+    )
+    ours = [
+        type(e).__name__
+        for e in on_topic(settings, topics.province("IR-10"))
+        if getattr(e, "request_id", None) == request.request_id
+    ]
+    assert ours == ["RequestReferred", "RequestSubmitted", "RequestAssigned"]
+
+
+def test_breach_is_emitted_once_even_when_the_worker_is_killed_before_the_deadline(
+    settings: Settings, tmp_path: Path
+) -> None:
+    calendars = tmp_path / "calendars.json"
+    calendars.write_text(json.dumps(ALWAYS_OPEN))
+    policies = tmp_path / "policies.json"
+    policies.write_text(json.dumps(SHORT_POLICY))
+    settings = settings.model_copy(update={"calendars": calendars, "sla_policies": policies})
+    topics = Topics(settings.topic_namespace)
+    ensure_topics(settings)
+    first = start(settings, "worker", log=tmp_path / "worker-1.log")
+    try:
+        warm = submission(province="IR-01")
+        send(settings, warm)
+        wait_for(lambda: on_topic(settings, topics.province("IR-01")), 90, "the worker to start")
+        request = submission(province="IR-02")
+        send(settings, request)
+        wait_for(lambda: on_topic(settings, topics.province("IR-02")), 30, "the referral")
+        time.sleep(3)  # let the worker commit its offsets and table
+    finally:
+        first.kill()
+    deadline = request.occurred_at.timestamp() + SHORT_POLICY_SECONDS
+    time.sleep(max(0.0, deadline - time.time() + 2))  # the deadline passes while it is down
+
+    second = start(settings, "worker", log=tmp_path / "worker-2.log")
+    try:
+        breaches = wait_for(
+            lambda: [
+                e
+                for e in on_topic(settings, topics.sla)
+                if isinstance(e, SlaBreached) and e.request_id == request.request_id
+            ],
+            90,
+            "the breach after the restart",
+        )
+        restarted = time.time()
+        time.sleep(4)  # anything extra would show up now
+        facts = [
+            e
+            for e in on_topic(settings, topics.sla)
+            if getattr(e, "request_id", None) == request.request_id
+        ]
+    finally:
+        second.stop()
+    breach = breaches[0]
+    assert isinstance(breach, SlaBreached)
+    assert breach.clock == "FIRST_RESPONSE"
+    assert abs(breach.due_at.timestamp() - deadline) < 1.5
+    assert [type(f).__name__ for f in facts].count("SlaBreached") == 1
+    warnings = [f for f in facts if isinstance(f, SlaWarning)]
+    assert len({w.event_id for w in warnings}) == len(warnings) == 1
+    assert restarted - deadline < 90
