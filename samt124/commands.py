@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import consumers.cli
+import consumers.lag_cli
 import producers.cli
 import samt124.contract_cli
 import streams.cli
@@ -16,4 +18,6 @@ REGISTRATIONS: list[Callable[[Any], None]] = [
     samt124.contract_cli.register,
     producers.cli.register,
     streams.cli.register,
+    consumers.cli.register,
+    consumers.lag_cli.register,
 ]

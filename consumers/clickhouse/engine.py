@@ -1,0 +1,251 @@
+"""One small interface over the two ClickHouse engines samt124 writes to and reads from.
+
+:class:`ServerEngine` speaks the native protocol to a ClickHouse server (clickhouse-driver,
+TLS with ``clickhouses://``); :class:`ChdbEngine` runs ClickHouse in-process (chdb) on a
+directory.
+
+chdb's process model: a chdb directory is held by one process at a time. chdb takes an
+exclusive lock on ``<path>/status`` for as long as a session is open, and a second process
+fails at once ("Cannot lock file ... status"). So :func:`connect` retries opening a locked
+directory for ``lock_timeout`` seconds, and the sink opens a chdb session per batch and closes
+it after the insert: a report run while the sink is working waits for at most one batch.
+A reader that holds the directory longer (a long report) makes the sink wait, never lose data.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from samt124.settings import ClickHouseTarget
+
+Row = tuple[Any, ...]
+# insert_deduplication_token exists from ClickHouse 22.2; Debian's 18.16 server lacks it.
+DEDUP_TOKEN_SINCE = (22, 2)
+CHDB_LOCK_MARKERS = ("Cannot lock file", "Error initializing EmbeddedServer")
+
+
+class EngineError(Exception):
+    """ClickHouse refused a statement or could not be reached."""
+
+
+class EngineBusy(EngineError):
+    """The chdb directory stayed locked by another process for the whole timeout."""
+
+
+class Engine(Protocol):
+    """What samt124 needs from ClickHouse."""
+
+    @property
+    def database(self) -> str: ...
+
+    @property
+    def version(self) -> tuple[int, ...]: ...
+
+    def execute(self, sql: str) -> None: ...
+
+    def query(self, sql: str) -> tuple[list[str], list[Row]]: ...
+
+    def insert(
+        self, table: str, columns: Sequence[str], rows: Sequence[Row], dedup_token: str | None
+    ) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def supports_dedup_token(engine: Engine) -> bool:
+    """True when inserts may carry ``insert_deduplication_token`` (ClickHouse 22.2 and later)."""
+    return engine.version[:2] >= DEDUP_TOKEN_SINCE
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """``"18.16.1"`` -> ``(18, 16, 1)``."""
+    return tuple(int(part) for part in text.split(".") if part.isdigit())
+
+
+class ServerEngine:
+    """A ClickHouse server over the native protocol."""
+
+    def __init__(self, target: ClickHouseTarget, *, readonly: bool = False) -> None:
+        from clickhouse_driver import Client
+
+        settings: dict[str, Any] = {"readonly": 1} if readonly else {}
+        self._database = target.database
+        self._client = Client(
+            target.host,
+            port=target.port,
+            user=target.user,
+            password=target.password.get_secret_value(),
+            secure=target.secure,
+            connect_timeout=5,
+            send_receive_timeout=300,
+            settings=settings,
+        )
+        [(text,)] = self._run("SELECT version()")
+        self._version = parse_version(str(text))
+
+    @property
+    def database(self) -> str:
+        return self._database
+
+    @property
+    def version(self) -> tuple[int, ...]:
+        return self._version
+
+    def _run(self, sql: str, *args: Any, **kwargs: Any) -> Any:
+        from clickhouse_driver.errors import Error
+
+        try:
+            return self._client.execute(sql, *args, **kwargs)
+        except (Error, OSError, EOFError) as error:
+            raise EngineError(str(error).split("Stack trace:")[0].strip()) from error
+
+    def execute(self, sql: str) -> None:
+        self._run(sql)
+
+    def query(self, sql: str) -> tuple[list[str], list[Row]]:
+        rows, types = self._run(sql, with_column_types=True)
+        return [name for name, _ in types], [tuple(row) for row in rows]
+
+    def insert(
+        self, table: str, columns: Sequence[str], rows: Sequence[Row], dedup_token: str | None
+    ) -> None:
+        if not rows:
+            return
+        settings: dict[str, Any] = {}
+        if dedup_token is not None and supports_dedup_token(self):
+            settings["insert_deduplication_token"] = dedup_token
+        sql = f"INSERT INTO {self._database}.{table} ({', '.join(columns)}) VALUES"
+        self._run(sql, list(rows), settings=settings)
+
+    def close(self) -> None:
+        self._client.disconnect()
+
+
+class ChdbEngine:
+    """ClickHouse in-process on a directory (one process at a time, see the module notes)."""
+
+    def __init__(self, target: ClickHouseTarget, *, lock_timeout: float = 30.0) -> None:
+        from chdb.session import Session
+
+        if target.path is None:
+            raise EngineError("chdb needs a directory")
+        target.path.mkdir(parents=True, exist_ok=True)
+        self._database = target.database
+        deadline = time.monotonic() + lock_timeout
+        while True:
+            try:
+                self._session = Session(str(target.path))
+                break
+            except RuntimeError as error:
+                if not any(marker in str(error) for marker in CHDB_LOCK_MARKERS):
+                    raise EngineError(str(error)) from error
+                if time.monotonic() >= deadline:
+                    message = (
+                        f"the chdb directory {target.path} is in use by another process "
+                        f"(chdb allows one process per directory; waited {lock_timeout:.0f} s)"
+                    )
+                    raise EngineBusy(message) from error
+                time.sleep(0.05)
+        [(text,)] = self.query("SELECT version()")[1]
+        self._version = parse_version(str(text))
+
+    @property
+    def database(self) -> str:
+        return self._database
+
+    @property
+    def version(self) -> tuple[int, ...]:
+        return self._version
+
+    def _run(self, sql: str, output: str = "CSV") -> Any:
+        try:
+            return self._session.query(sql, output)
+        except RuntimeError as error:
+            raise EngineError(str(error)) from error
+
+    def execute(self, sql: str) -> None:
+        self._run(sql)
+
+    def query(self, sql: str) -> tuple[list[str], list[Row]]:
+        result = self._run(sql, "JSONCompact")
+        text = result.bytes().decode()
+        if not text.strip():
+            return [], []
+        parsed = json.loads(text)
+        columns = [column["name"] for column in parsed["meta"]]
+        types = [column["type"] for column in parsed["meta"]]
+        rows = [
+            tuple(_from_json(value, kind) for value, kind in zip(row, types, strict=True))
+            for row in parsed["data"]
+        ]
+        return columns, rows
+
+    def insert(
+        self, table: str, columns: Sequence[str], rows: Sequence[Row], dedup_token: str | None
+    ) -> None:
+        if not rows:
+            return
+        settings = ""
+        if dedup_token is not None:
+            settings = f" SETTINGS insert_deduplication_token = {quote(dedup_token)}"
+        lines = "\n".join(
+            json.dumps(dict(zip(columns, map(_to_json, row), strict=True)), ensure_ascii=False)
+            for row in rows
+        )
+        names = ", ".join(columns)
+        self._run(
+            f"INSERT INTO {self._database}.{table} ({names}){settings} FORMAT JSONEachRow\n{lines}"
+        )
+
+    def close(self) -> None:
+        self._session.close()
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return int(value.timestamp())
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+_INTEGER_TYPES = ("Int", "UInt")
+
+
+def _from_json(value: Any, kind: str) -> Any:
+    """JSONCompact quotes 64-bit integers; give them back as ``int`` like the native driver."""
+    bare = kind.removeprefix("Nullable(").rstrip(")")
+    if isinstance(value, str) and bare.startswith(_INTEGER_TYPES):
+        return int(value)
+    return value
+
+
+def quote(text: str) -> str:
+    """A ClickHouse string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def connect(
+    target: ClickHouseTarget, *, readonly: bool = False, lock_timeout: float = 30.0
+) -> Engine:
+    """An open engine for ``target``; ``readonly`` applies to servers (``readonly=1``)."""
+    if target.engine == "chdb":
+        return ChdbEngine(target, lock_timeout=lock_timeout)
+    return ServerEngine(target, readonly=readonly)
+
+
+@contextmanager
+def opened(
+    target: ClickHouseTarget, *, readonly: bool = False, lock_timeout: float = 30.0
+) -> Iterator[Engine]:
+    """:func:`connect`, closed on the way out."""
+    engine = connect(target, readonly=readonly, lock_timeout=lock_timeout)
+    try:
+        yield engine
+    finally:
+        engine.close()

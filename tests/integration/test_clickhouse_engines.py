@@ -1,0 +1,109 @@
+"""Both engines: migrations, identical retries, read-only access, chdb's one-process lock."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from consumers.clickhouse.engine import Engine, EngineBusy, EngineError, connect, opened
+from consumers.clickhouse.migrations import available, migrate
+from consumers.rows import Position
+from consumers.sink import Message, build_batch, store
+from producers.simulator import simulate
+from samt124.settings import parse_clickhouse_url
+from samt124.topics import Topics
+from samt124.wire import encode
+
+pytestmark = pytest.mark.integration
+TOPICS = Topics("eng")
+
+
+@pytest.fixture(params=["server", "chdb"])
+def url(request: pytest.FixtureRequest) -> str:
+    return str(request.getfixturevalue("server_url" if request.param == "server" else "chdb_url"))
+
+
+@pytest.fixture
+def engine(url: str) -> Iterator[Engine]:
+    with opened(parse_clickhouse_url(url, default_database="analytics")) as engine:
+        yield engine
+
+
+def count(engine: Engine, sql: str) -> int:
+    return int(engine.query(sql.format(db=engine.database))[1][0][0])
+
+
+def test_migrations_apply_once_and_in_order(engine: Engine) -> None:
+    first = migrate(engine)
+    assert [m.version for m in first] == [m.version for m in available()] == [1, 2]
+    assert migrate(engine) == []
+    assert count(engine, "SELECT count() FROM {db}.schema_migrations") == 2
+    _, tables = engine.query(f"SHOW TABLES FROM {engine.database}")
+    names = {name for (name,) in tables}
+    expected = {"events", "events_unique", "sla_events", "requests", "lag_samples", "sink_errors"}
+    assert expected <= names
+
+
+def test_a_retried_identical_batch_leaves_no_duplicates(engine: Engine) -> None:
+    migrate(engine)
+    events = list(simulate(3, 2_000, datetime(2024, 9, 1, tzinfo=UTC)))
+    messages = [
+        Message(Position(TOPICS.province("IR-30"), 0, i), encode(e)) for i, e in enumerate(events)
+    ]
+    batch = build_batch(messages, TOPICS, datetime.now(UTC), b"")
+    for _ in range(3):
+        store(engine, batch)
+    later = build_batch(messages[500:], TOPICS, datetime.now(UTC), b"")  # other boundaries
+    store(engine, later)
+    assert count(engine, "SELECT count() FROM {db}.events_unique") == len(events)
+    assert count(engine, "SELECT uniqExact(event_id) FROM {db}.events") == len(events)
+    daily = "SELECT sum(n) FROM (SELECT uniqExactMerge(events) AS n FROM {db}.daily_counts)"
+    assert count(engine, daily) == len(events)
+
+
+def test_undecodable_messages_land_in_sink_errors(engine: Engine) -> None:
+    migrate(engine)
+    bad = Message(Position(TOPICS.province("IR-01"), 1, 7), b"\x00garbage")
+    store(engine, build_batch([bad], TOPICS, datetime.now(UTC), b""))
+    _, rows = engine.query(
+        f"SELECT topic, partition, offset, raw_hex FROM {engine.database}.sink_errors"
+    )
+    assert rows == [(TOPICS.province("IR-01"), 1, 7, "00" + b"garbage".hex())]
+
+
+def test_a_readonly_server_connection_cannot_insert(server_url: str) -> None:
+    target = parse_clickhouse_url(server_url)
+    with opened(target) as writer:
+        migrate(writer)
+    with opened(target, readonly=True) as reader:
+        assert count(reader, "SELECT count() FROM {db}.events") == 0
+        with pytest.raises(EngineError, match="readonly"):
+            reader.insert("lag_samples", ("topic",), [("x",)], None)
+
+
+def test_chdb_directory_is_one_process_at_a_time(chdb_url: str) -> None:
+    target = parse_clickhouse_url(chdb_url)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from chdb.session import Session; "
+            f"s = Session({str(target.path)!r}); print('ready', flush=True); time.sleep(3)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(EngineBusy, match="in use by another process"):
+            connect(target, lock_timeout=0.5)
+        engine = connect(target, lock_timeout=20)  # waits for the holder to let go
+        assert engine.query("SELECT 1 AS one") == (["one"], [(1,)])
+        engine.close()
+    finally:
+        holder.wait(timeout=30)
