@@ -36,6 +36,8 @@ from streams.stream_time import sla_now
 
 log = logging.getLogger("samt124.worker")
 TICK_SECONDS = 0.2
+BATCH = 500  # messages an agent takes at once (acknowledged only after they are processed)
+BATCH_WAIT = 0.05  # seconds an agent waits for a batch to fill
 IDLE_SECONDS = 2.0
 
 
@@ -108,6 +110,8 @@ class Worker:
             web_port=web_port or 6066,
             web_bind="127.0.0.1",
         )
+        # changelog writes wait in Faust's producer buffer: let a whole batch's fit
+        self.app.producer.buffer.max_messages = 4 * BATCH
         self._define()
 
     def _define(self) -> None:
@@ -127,13 +131,15 @@ class Worker:
 
         @app.agent(intake, name="route")  # type: ignore[untyped-decorator]
         async def route(stream: Any) -> None:
-            async for event in stream.events():
-                await self._on_intake(event)
+            async for events in stream.take_events(BATCH, within=BATCH_WAIT):
+                for event in events:
+                    await self._on_intake(event.message)
 
         @app.agent(sla, name="track")  # type: ignore[untyped-decorator]
         async def track(stream: Any) -> None:
-            async for event in stream.events():
-                await self._on_sla(event)
+            async for events in stream.take_events(BATCH, within=BATCH_WAIT):
+                for event in events:
+                    await self._on_sla(event.message)
 
         @app.timer(interval=TICK_SECONDS)  # type: ignore[untyped-decorator]
         async def tick() -> None:
@@ -153,8 +159,13 @@ class Worker:
         for out in outgoing:
             await self.app.producer.send(out.topic, out.key, out.value, None, None, out.headers)
 
-    async def _on_intake(self, event: Any) -> None:
-        message = event.message
+    def _put(self, state: RequestState, partition: int) -> None:
+        """Write a request's state: the table in memory and its changelog partition."""
+        value = state.to_json()
+        self.requests.data[state.request_id] = value
+        self.requests.send_changelog(partition, state.request_id, value)
+
+    async def _on_intake(self, message: Any) -> None:
         self.last_message = time.monotonic()
         key: bytes | None = message.key
         request_id = key.decode("utf-8", "replace") if key else ""
@@ -179,7 +190,7 @@ class Worker:
             )
             return
         if step.closure is not None:
-            self._record_closure(step.closure)
+            self._record_closure(step.closure, message.partition)
         if step.event is not None and (
             self.watermark is None or step.event.occurred_at > self.watermark
         ):
@@ -188,24 +199,25 @@ class Worker:
             self.counts["duplicates"] += 1
         if step.state is not None and not step.duplicate:
             self.counts["routed"] += 1
-            self.requests[step.state.request_id] = step.state.to_json()
+            self._put(step.state, message.partition)
             self.queue.schedule(step.state.request_id, self.pipeline.next_due(step.state))
 
-    async def _on_sla(self, event: Any) -> None:
-        message = event.message
+    async def _on_sla(self, message: Any) -> None:
         request_id = message.key.decode("utf-8", "replace") if message.key else ""
         step = self.pipeline.on_sla(self._state(request_id), message.value, datetime.now(UTC))
         if step.state is not None:
-            self.requests[request_id] = step.state.to_json()
+            self._put(step.state, message.partition)
             self.queue.schedule(request_id, self.pipeline.next_due(step.state))
 
-    def _record_closure(self, closure: Closure) -> None:
+    def _record_closure(self, closure: Closure, partition: int) -> None:
         key = f"{closure.province}:{closure.first_day}:{closure.last_day}"
-        self.closures[key] = {
+        value = {
             "province": closure.province,
             "first_day": closure.first_day.isoformat(),
             "last_day": closure.last_day.isoformat(),
         }
+        self.closures.data[key] = value
+        self.closures.send_changelog(partition, key, value)
 
     # -- timers ------------------------------------------------------------------------------
 
