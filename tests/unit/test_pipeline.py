@@ -1,0 +1,155 @@
+"""What the worker publishes for each intake message (no Faust, no broker)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+
+from samt124 import wire
+from samt124.events import (
+    OfficeClosureAnnounced,
+    Requester,
+    RequestReferred,
+    RequestSubmitted,
+    SlaBreached,
+)
+from samt124.settings import Settings
+from streams.pipeline import Pipeline, Step, Where
+
+WALL = datetime(2025, 7, 1, 9, 0, tzinfo=UTC)
+WHERE = Where("samt124.intake", 2, 41)
+
+
+def pipeline() -> Pipeline:
+    return Pipeline.load(Settings())
+
+
+def submitted(**changes: object) -> RequestSubmitted:
+    event = RequestSubmitted(
+        event_id=str(uuid.uuid4()),
+        request_id="req-42",
+        occurred_at=WALL - timedelta(minutes=5),
+        recorded_at=WALL - timedelta(minutes=5),
+        source="portal",
+        channel="WEB_PORTAL",
+        requester=Requester(national_id="10101010101", name="شرکت"),
+        category="IND-PERMIT",
+        province="IR-30",
+        subject="پروانه",
+        body="درخواست",
+        priority="NORMAL",
+    )
+    return replace(event, **changes)  # type: ignore[arg-type]
+
+
+def intake(p: Pipeline, event: object, state: object = None, key: bytes | None = None) -> Step:
+    raw = wire.encode(event)  # type: ignore[arg-type]
+    return p.on_intake(
+        state,  # type: ignore[arg-type]
+        key if key is not None else wire.key(event),  # type: ignore[arg-type]
+        raw,
+        wire.headers(event),  # type: ignore[arg-type]
+        WHERE,
+        WALL,
+    )
+
+
+def test_a_submission_goes_to_its_province_with_its_referral_first() -> None:
+    p = pipeline()
+    event = submitted()
+    step = intake(p, event)
+    assert step.dead_letter is None
+    assert [o.topic for o in step.outgoing] == ["samt124.province.IR-30"] * 2
+    referral = wire.decode(step.outgoing[0].value)
+    assert isinstance(referral, RequestReferred)
+    assert referral.body_id == "khaneh-samt:IR-30"
+    assert referral.causation_id == event.event_id
+    assert step.outgoing[1].value == wire.encode(event)
+    assert step.state is not None
+    assert step.state.province == "IR-30"
+
+
+def test_the_same_event_again_is_a_duplicate_with_nothing_to_publish() -> None:
+    p = pipeline()
+    event = submitted()
+    first = intake(p, event)
+    again = intake(p, event, first.state)
+    assert again.duplicate
+    assert again.outgoing == ()
+
+
+def test_undecodable_bytes_become_a_dead_letter_with_reason_and_origin() -> None:
+    p = pipeline()
+    step = p.on_intake(None, b"k", b"\xc3\x01garbage!!", [("x", b"1")], WHERE, WALL)
+    (dead,) = step.outgoing
+    headers = dict(dead.headers)
+    assert dead.topic == "samt124.dlq"
+    assert dead.value == b"\xc3\x01garbage!!"
+    assert dead.key == b"k"
+    assert headers["x"] == b"1"
+    assert headers["dlq-partition"] == b"2"
+    assert headers["dlq-offset"] == b"41"
+    assert step.dead_letter is not None
+    assert "fingerprint" in step.dead_letter
+
+
+def test_invalid_events_and_wrong_keys_and_foreign_sla_facts_are_dead_letters() -> None:
+    p = pipeline()
+    bad_province = intake(p, submitted(province="IR-77"))
+    assert bad_province.dead_letter is not None
+    assert "province" in bad_province.dead_letter
+    wrong_key = intake(p, submitted(), key=b"someone-else")
+    assert wrong_key.dead_letter is not None
+    assert "key" in wrong_key.dead_letter
+    fact = SlaBreached(
+        event_id=str(uuid.uuid4()),
+        request_id="req-42",
+        occurred_at=WALL,
+        recorded_at=WALL,
+        source="elsewhere",
+        clock="RESOLUTION",
+        cycle=1,
+        due_at=WALL,
+        body_id="samt-org:IR-30",
+        province="IR-30",
+        policy_id="normal",
+        policy_version="1404.1",
+    )
+    foreign = intake(p, fact)
+    assert foreign.dead_letter is not None
+    assert "samt124 itself" in foreign.dead_letter
+
+
+def test_a_closure_moves_the_calendar_and_is_forwarded() -> None:
+    p = pipeline()
+    closure = OfficeClosureAnnounced(
+        event_id=str(uuid.uuid4()),
+        request_id="closure:IR-30:2025-07-02",
+        occurred_at=WALL - timedelta(hours=1),
+        recorded_at=WALL - timedelta(hours=1),
+        source="governorate",
+        province="IR-30",
+        first_day=date(2025, 7, 2),
+        last_day=date(2025, 7, 3),
+        reason="گرما",
+    )
+    step = intake(p, closure)
+    assert step.closure is not None
+    assert [o.topic for o in step.outgoing] == ["samt124.province.IR-30"]
+    noon = datetime(2025, 7, 2, 8, 0, tzinfo=UTC)
+    assert not p.calendar.is_working_time("IR-30", noon)
+    assert p.calendar.is_working_time("IR-23", noon)
+
+
+def test_timer_facts_are_sent_once_until_folded_back() -> None:
+    p = pipeline()
+    step = intake(p, submitted())
+    assert step.state is not None
+    later = WALL + timedelta(days=30)
+    sent, following = p.due(step.state, later, later)
+    assert sent
+    assert all(o.topic == "samt124.sla" for o in sent)
+    again, _ = p.due(step.state, later, later)
+    assert again == ()
+    assert following is None or following > later
