@@ -39,6 +39,10 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> s
 
 
 def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
+    from samt124.kafka_admin import ensure_topics
+
+    created = ensure_topics(settings)
+    print(f"kafka topics: {len(created)} created at {settings.bootstrap}")
     with opened(settings.clickhouse) as engine:
         applied = migrate(engine)
     for migration in applied:
@@ -67,6 +71,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         provinces=tuple(args.province or ()),
         since=reports.parse_since(args.since, args.calendar) if args.since else None,
         by=args.by,
+        with_gregorian=args.with_gregorian,
     )
     with opened(settings.clickhouse, readonly=True) as engine:
         columns, rows = reports.run(engine, args.name, params)
@@ -113,10 +118,25 @@ def register(commands: Any) -> None:
     report = commands.add_parser("report", help="print an analytics report")
     report.add_argument("name", choices=sorted(reports.REPORTS))
     report.add_argument("--format", choices=FORMATS, default="table")
-    report.add_argument("--calendar", choices=("jalali", "gregorian"), default="jalali")
+    report.add_argument(
+        "--calendar",
+        choices=("jalali", "gregorian"),
+        default="jalali",
+        help="calendar of month, week and date labels, and of --since (jalali); Tehran time",
+    )
     report.add_argument("--province", action="append", help="ISO code, e.g. IR-30 (repeatable)")
     report.add_argument("--since", help="YYYY-MM-DD in the chosen calendar (Tehran days)")
-    report.add_argument("--by", choices=sorted(reports.DIMENSIONS), default="province")
+    report.add_argument(
+        "--by",
+        choices=sorted(reports.DIMENSIONS),
+        default="province",
+        help="durations and sla: group by province, body, category or month (province)",
+    )
+    report.add_argument(
+        "--with-gregorian",
+        action="store_true",
+        help="Jalali months, weeks and dates also show the Gregorian dates",
+    )
     report.set_defaults(handler=_guarded(cmd_report))
 
     sql = commands.add_parser("sql", help="run an ad-hoc query")

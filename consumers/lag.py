@@ -199,7 +199,14 @@ class LagReader:
         wanted = [TopicPartition(topic, partition) for topic, partition in partitions]
         if not wanted:
             return {}
-        ends = self._consumer.end_offsets(wanted, timeout_ms=self._timeout_ms)
+        try:
+            ends = self._consumer.end_offsets(wanted, timeout_ms=self._timeout_ms)
+        except KeyError:
+            # kafka-python leaves out a partition whose leader its metadata does not know yet
+            # (a topic created since the last refresh, such as a new worker's changelog):
+            # refresh all metadata, then ask once more
+            self._consumer.topics()
+            ends = self._consumer.end_offsets(wanted, timeout_ms=self._timeout_ms)
         return {(tp.topic, tp.partition): int(offset) for tp, offset in ends.items()}
 
     def _message_timestamps(self, wanted: set[MessageKey]) -> dict[MessageKey, int]:

@@ -131,7 +131,7 @@ def epoch_ms(t: datetime) -> int:
 def payload(event: Event) -> str:
     """The event's non-personal fields as JSON (times ISO 8601 in UTC)."""
     record = {k: _plain(v) for k, v in to_record(event).items() if k not in PRIVATE_FIELDS}
-    return json.dumps(record, ensure_ascii=False, sort_keys=True)
+    return json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
 def _plain(value: Any) -> Any:

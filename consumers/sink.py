@@ -46,8 +46,12 @@ from samt124.settings import Settings
 from samt124.topics import Topics
 from samt124.wire import DecodeError, decode
 
-GROUP = "samt124-sink"
 log = logging.getLogger(__name__)
+
+
+def group_id(settings: Settings) -> str:
+    """The sink's consumer group: ``samt124-sink`` for the default namespace."""
+    return f"{settings.topic_namespace}-sink"
 
 
 @dataclass(frozen=True)
@@ -176,7 +180,7 @@ class Sink:
         from kafka import KafkaConsumer
 
         consumer = KafkaConsumer(
-            group_id=GROUP,
+            group_id=group_id(self.settings),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             metadata_max_age_ms=10_000,  # notice new provincial topics within seconds

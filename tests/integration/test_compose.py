@@ -68,3 +68,13 @@ def test_dockerfile_copies_every_package(resolved: dict[str, Any]) -> None:
     for package in ("samt124", "producers", "streams", "consumers", "schemas"):
         assert f"COPY {package} ./{package}" in dockerfile
     assert resolved["services"]["worker"]["build"]["context"] == str(REPO)
+
+
+def test_every_service_command_is_a_samt124_subcommand(resolved: dict[str, Any]) -> None:
+    from samt124.cli import build_parser
+
+    parser = build_parser()
+    for name in ("init", "worker", "sink", "lag-exporter"):
+        command = resolved["services"][name]["command"]
+        args = parser.parse_args(command)
+        assert callable(args.handler), name

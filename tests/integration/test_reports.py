@@ -1,17 +1,22 @@
 """Every report's figures, on both engines, against a recomputation from the raw events.
 
 The data: simulated lifecycles, the referrals the router would add (Alborz industrial, trade and
-general requests go to Khaneh Samt from a delegation date on), and SLA breaches for slow
-requests. Every batch is stored twice, so the reports also prove that they count each event once.
+general requests go to Khaneh Samt from a delegation date on), SLA breaches for slow requests
+(per resolution cycle, and for requests still open past their due time), and office closures
+announced for Alborz and Tehran. Every batch is stored twice, so the reports also prove that
+they count each event once. Durations are recomputed here in working time with the shared
+calendar and the announced closures, and compared exactly.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 
+import jdatetime
 import pytest
 
 from consumers.clickhouse.engine import Engine, opened
@@ -20,10 +25,12 @@ from consumers.reports import ReportParams, run
 from consumers.rows import TEHRAN, Position, jalali
 from consumers.sink import Message, build_batch, store
 from producers.simulator import simulate
+from samt124.calendar import Calendar, Closure, load_config
 from samt124.catalogue import CATALOGUE
 from samt124.events import (
     Event,
     LetterRegistered,
+    OfficeClosureAnnounced,
     RequestClosed,
     RequestReferred,
     RequestReopened,
@@ -40,12 +47,18 @@ from samt124.wire import encode
 
 pytestmark = pytest.mark.integration
 
-START = datetime(2024, 9, 1, tzinfo=UTC)
+START = datetime(2024, 9, 16, tzinfo=UTC)  # 1403-06-26: the data crosses into Mehr 1403
 DELEGATION = START + timedelta(hours=9)
-AS_OF = datetime(2024, 9, 20, tzinfo=UTC)
+AS_OF = datetime(2024, 10, 10, tzinfo=UTC)
 TOPICS = Topics("rep")
-RESPONSE_TARGET = timedelta(hours=4)
-RESOLUTION_TARGET = timedelta(hours=20)
+RESPONSE_TARGET = timedelta(hours=30)
+RESOLUTION_TARGET = timedelta(hours=60)
+# Announced closures: Alborz for two days (one of them a working Sunday), Tehran for one.
+CLOSURES = (
+    ("IR-30", date(2024, 9, 21), date(2024, 9, 22)),
+    ("IR-23", date(2024, 9, 18), date(2024, 9, 18)),
+)
+JALALI_MONTH_NAMES = {6: "Shahrivar", 7: "Mehr"}
 
 
 def referral(event: RequestSubmitted | LetterRegistered) -> RequestReferred:
@@ -66,15 +79,15 @@ def referral(event: RequestSubmitted | LetterRegistered) -> RequestReferred:
     )
 
 
-def breach(event: Event, clock: str, due: datetime, province: str) -> SlaBreached:
+def breach(request_id: str, clock: str, cycle: int, due: datetime, province: str) -> SlaBreached:
     return SlaBreached(
-        event_id=derived_id("breach", event.request_id, clock),
-        request_id=event.request_id,
+        event_id=derived_id("breach", request_id, clock, cycle),
+        request_id=request_id,
         occurred_at=due,
         recorded_at=due,
         source="samt124-sla",
         clock=clock,  # type: ignore[arg-type]
-        cycle=1,
+        cycle=cycle,
         due_at=due,
         body_id=f"samt-org:{province}",
         province=province,
@@ -83,47 +96,87 @@ def breach(event: Event, clock: str, due: datetime, province: str) -> SlaBreache
     )
 
 
+def closure(province: str, first: date, last: date) -> OfficeClosureAnnounced:
+    announced = datetime.combine(first - timedelta(days=1), time(19), TEHRAN).astimezone(UTC)
+    return OfficeClosureAnnounced(
+        event_id=derived_id("closure", province, first),
+        request_id=f"closure:{province}:{first.isoformat()}",
+        occurred_at=announced,
+        recorded_at=announced,
+        source="governorate-announcements",
+        province=province,
+        first_day=first,
+        last_day=last,
+        reason="air pollution",
+    )
+
+
 def dataset(count: int = 4_000) -> list[Event]:
-    """Simulated events plus referrals and breaches (not necessarily in time order)."""
-    events: list[Event] = []
+    """Simulated events plus referrals, breaches and closures (not necessarily in time order).
+
+    A resolution slower than the target breaches the resolution clock of its cycle (a cycle
+    starts at submission and at each reopening); so does a request still open at the end of
+    the data once its due time has passed.
+    """
+    events: list[Event] = [closure(*c) for c in CLOSURES]
     submitted: dict[str, RequestSubmitted | LetterRegistered] = {}
     responded: set[str] = set()
-    resolved: set[str] = set()
-    for event in simulate(11, count, START, requests_per_day=1_500):
+    cycle: dict[str, tuple[int, datetime, bool]] = {}  # request -> (cycle, started, resolved)
+    last = START
+    for event in simulate(11, count, START, requests_per_day=150):
         events.append(event)
+        last = max(last, event.occurred_at)
         if isinstance(event, RequestSubmitted | LetterRegistered):
             submitted[event.request_id] = event
             events.append(referral(event))
+            cycle[event.request_id] = (1, event.occurred_at, False)
         intake = submitted.get(event.request_id)
         if intake is None:
             continue
+        number, started, _ = cycle[event.request_id]
         if isinstance(event, RequestResponded) and event.request_id not in responded:
             responded.add(event.request_id)
             if event.occurred_at - intake.occurred_at > RESPONSE_TARGET:
                 due = intake.occurred_at + RESPONSE_TARGET
-                events.append(breach(event, "FIRST_RESPONSE", due, intake.province))
-        if isinstance(event, RequestResolved) and event.request_id not in resolved:
-            resolved.add(event.request_id)
-            if event.occurred_at - intake.occurred_at > RESOLUTION_TARGET:
-                due = intake.occurred_at + RESOLUTION_TARGET
-                events.append(breach(event, "RESOLUTION", due, intake.province))
+                events.append(breach(event.request_id, "FIRST_RESPONSE", 1, due, intake.province))
+        if isinstance(event, RequestReopened):
+            cycle[event.request_id] = (number + 1, event.occurred_at, False)
+        if isinstance(event, RequestResolved | RequestClosed) and not cycle[event.request_id][2]:
+            cycle[event.request_id] = (number, started, True)
+            if event.occurred_at - started > RESOLUTION_TARGET:
+                due = started + RESOLUTION_TARGET
+                events.append(breach(event.request_id, "RESOLUTION", number, due, intake.province))
+    for request_id, (number, started, done) in cycle.items():
+        if not done and started + RESOLUTION_TARGET < last:
+            province = submitted[request_id].province
+            due = started + RESOLUTION_TARGET
+            events.append(breach(request_id, "RESOLUTION", number, due, province))
     return events
 
 
 @dataclass
 class Request:
-    submitted_s: int
+    submitted_ms: int
     province: str
     category: str
     channel: str
+    submitted_province: str = ""
     body_id: str = ""
     body_kind: str = ""
     last_referral_ms: int = -1
+    holders: list[tuple[int, str]] = field(default_factory=list)
     transfers: int = 0
-    first_response_s: int | None = None
-    resolved_s: int | None = None
+    reopens: int = 0
+    to_khaneh: bool = False
+    first_response_ms: int | None = None
+    resolved_ms: int | None = None
     status: tuple[int, str] = (0, "")
-    breaches: Counter[str] | None = None
+    breaches: Counter[str] = field(default_factory=Counter)
+    resolution_breach_cycles: set[int] = field(default_factory=set)
+
+    @property
+    def submitted_s(self) -> int:
+        return self.submitted_ms // 1000
 
 
 def fold(events: list[Event]) -> dict[str, Request]:
@@ -131,29 +184,33 @@ def fold(events: list[Event]) -> dict[str, Request]:
     requests: dict[str, Request] = {}
     for event in sorted(events, key=lambda e: e.occurred_at):
         ms = int(event.occurred_at.timestamp() * 1000)
-        s = int(event.occurred_at.timestamp())
         if isinstance(event, RequestSubmitted | LetterRegistered):
             channel = event.channel if isinstance(event, RequestSubmitted) else "SECRETARIAT"
-            requests[event.request_id] = Request(s, event.province, event.category, channel)
+            requests[event.request_id] = Request(
+                ms, event.province, event.category, channel, event.province
+            )
         request = requests.get(event.request_id)
         if request is None:
             continue
-        if (
-            isinstance(event, RequestReferred | RequestTransferred)
-            and ms >= request.last_referral_ms
-        ):
-            request.last_referral_ms = ms
-            if isinstance(event, RequestReferred):
-                request.province, request.body_id = event.province, event.body_id
-                request.body_kind = event.body_kind
-            else:
-                request.province, request.body_id = event.to_province, event.to_body_id
-                request.body_kind = event.to_body_kind
-                request.transfers += 1
-        if isinstance(event, RequestResponded) and request.first_response_s is None:
-            request.first_response_s = s
+        if isinstance(event, RequestReferred | RequestTransferred):
+            moved = (
+                (event.province, event.body_id, event.body_kind)
+                if isinstance(event, RequestReferred)
+                else (event.to_province, event.to_body_id, event.to_body_kind)
+            )
+            request.holders.append((ms, moved[0]))
+            request.transfers += isinstance(event, RequestTransferred)
+            if isinstance(event, RequestReferred) and event.body_kind == "KHANEH_SAMT":
+                request.to_khaneh = event.province == "IR-30"
+            if ms >= request.last_referral_ms:
+                request.last_referral_ms = ms
+                request.province, request.body_id, request.body_kind = moved
+        if isinstance(event, RequestResponded) and request.first_response_ms is None:
+            request.first_response_ms = ms
         if isinstance(event, RequestResolved):
-            request.resolved_s = s
+            request.resolved_ms = ms
+        if isinstance(event, RequestReopened):
+            request.reopens += 1
         kinds = (
             RequestSubmitted,
             LetterRegistered,
@@ -164,7 +221,9 @@ def fold(events: list[Event]) -> dict[str, Request]:
         if isinstance(event, kinds) and ms >= request.status[0]:
             request.status = (ms, type(event).__name__)
         if isinstance(event, SlaBreached):
-            request.breaches = (request.breaches or Counter()) + Counter([event.clock])
+            request.breaches[event.clock] += 1
+            if event.clock == "RESOLUTION":
+                request.resolution_breach_cycles.add(event.cycle)
     return requests
 
 
@@ -172,10 +231,53 @@ def is_open(request: Request) -> bool:
     return request.status[1] not in ("RequestResolved", "RequestClosed")
 
 
-def quantile(values: list[float], level: float) -> float:
-    """ClickHouse's quantileExact: the element at floor(level * n) of the sorted values."""
+def is_late(request: Request) -> bool:
+    """A resolution breach in the request's current cycle (1 + its reopenings)."""
+    return request.reopens + 1 in request.resolution_breach_cycles
+
+
+def calendar(events: list[Event], *, with_closures: bool = True) -> Calendar:
+    found = Calendar(load_config())
+    for event in events:
+        if with_closures and isinstance(event, OfficeClosureAnnounced):
+            found = found.with_closure(Closure(event.province, event.first_day, event.last_day))
+    return found
+
+
+def working_us(cal: Calendar, request: Request, at_ms: int) -> int:
+    """Working time from submission to ``at_ms`` where the request was held at ``at_ms``."""
+    held = sorted(h for h in request.holders if h[0] <= at_ms)
+    province = held[-1][1] if held else request.submitted_province
+    return cal.working_us_between(province, request.submitted_ms * 1000, at_ms * 1000)
+
+
+def nearest_rank_hours(values: list[int], level: float) -> float | None:
+    """The ceil(level * n)-th smallest (1-based) of microseconds, in hours to 2 decimals."""
+    if not values:
+        return None
     ordered = sorted(values)
-    return ordered[int(level * len(ordered))]
+    rank = max(1, math.ceil(level * len(ordered) - 1e-9))
+    return round(ordered[rank - 1] / 3_600_000_000, 2)
+
+
+def expected_durations(
+    cal: Calendar, requests: list[Request]
+) -> tuple[int, float | None, float | None, int, float | None, float | None]:
+    response = [working_us(cal, r, r.first_response_ms) for r in requests if r.first_response_ms]
+    resolution = [working_us(cal, r, r.resolved_ms) for r in requests if r.resolved_ms]
+    return (
+        len(response),
+        nearest_rank_hours(response, 0.5),
+        nearest_rank_hours(response, 0.9),
+        len(resolution),
+        nearest_rank_hours(resolution, 0.5),
+        nearest_rank_hours(resolution, 0.9),
+    )
+
+
+def jalali_month_label(ms: int) -> str:
+    day = jalali(datetime.fromtimestamp(ms / 1000, UTC))
+    return f"{day.year}-{day.month:02d} ({JALALI_MONTH_NAMES[day.month]})"
 
 
 @pytest.fixture(scope="module")
@@ -218,57 +320,122 @@ def test_volume_filters_by_province(engine: Engine, events: list[Event]) -> None
     assert sum(int(row["requests"]) for row in got) == expected > 0  # type: ignore[call-overload]
 
 
-def test_sla(engine: Engine, events: list[Event]) -> None:
+def test_sla_on_time_rate_and_breaches(engine: Engine, events: list[Event]) -> None:
     requests = fold(events).values()
-    expected: dict[str, tuple[int, int, int, int]] = {}
+    expected: dict[str, tuple[int, ...]] = {}
     for province in {r.province for r in requests}:
         mine = [r for r in requests if r.province == province]
-        resolved = [r for r in mine if r.resolved_s is not None]
-        on_time = [r for r in resolved if not (r.breaches or Counter())["RESOLUTION"]]
-        breaches = sum((r.breaches or Counter())["RESOLUTION"] for r in mine)
-        expected[province] = (len(mine), len(resolved), len(on_time), breaches)
+        done = [r for r in mine if not is_open(r)]
+        on_time = [r for r in done if not is_late(r)]
+        late = [r for r in mine if is_late(r)]
+        waiting = [r for r in mine if is_open(r) and not is_late(r)]
+        breaches = sum(r.breaches["RESOLUTION"] for r in mine)
+        expected[province] = (len(mine), len(done), len(on_time), len(late), len(waiting), breaches)
+    rows = table(engine, "sla")
     got = {
         row["province"]: (
             row["requests"],
             row["resolved_requests"],
             row["resolved_on_time"],
+            row["late_requests"],
+            row["open_not_late"],
             row["resolution_breaches"],
         )
-        for row in table(engine, "sla")
+        for row in rows
     }
     assert got == expected
+    for row in rows:
+        decided = int(row["resolved_on_time"]) + int(row["late_requests"])  # type: ignore[call-overload]
+        rate = round(int(row["resolved_on_time"]) / decided * 100, 2) if decided else 0  # type: ignore[call-overload]
+        assert row["on_time_percent"] == pytest.approx(rate, abs=0.005)
+    late_open = [r for r in requests if is_open(r) and is_late(r)]
+    assert late_open, "some open requests are already late"
+    assert any(is_open(r) and not is_late(r) for r in requests), "some are not due yet"
     assert sum(value[3] for value in expected.values()) > 0
 
 
-def test_durations(engine: Engine, events: list[Event]) -> None:
+def test_sla_by_jalali_month(engine: Engine, events: list[Event]) -> None:
+    expected: Counter[str] = Counter()
+    for request in fold(events).values():
+        expected[jalali_month_label(request.submitted_ms)] += is_late(request)
+    got = {row["month"]: row["late_requests"] for row in table(engine, "sla", by="month")}
+    assert got == dict(expected)
+    assert set(got) == {"1403-06 (Shahrivar)", "1403-07 (Mehr)"}
+
+
+def test_durations_are_working_hours(engine: Engine, events: list[Event]) -> None:
+    cal = calendar(events)
     by_province: dict[str, list[Request]] = defaultdict(list)
     for request in fold(events).values():
         by_province[request.province].append(request)
     got = {row["province"]: row for row in table(engine, "durations")}
     assert set(got) == set(by_province)
     for province, requests in by_province.items():
-        hours = [(r.resolved_s - r.submitted_s) / 3600 for r in requests if r.resolved_s]
-        response = [
-            (r.first_response_s - r.submitted_s) / 3600 for r in requests if r.first_response_s
-        ]
         row = got[province]
-        assert row["resolved_requests"] == len(hours)
-        assert row["responded_requests"] == len(response)
-        if hours:
-            assert row["resolution_p50_hours"] == pytest.approx(quantile(hours, 0.5), abs=0.006)
-            assert row["resolution_p90_hours"] == pytest.approx(quantile(hours, 0.9), abs=0.006)
-        if response:
-            assert row["response_p50_hours"] == pytest.approx(quantile(response, 0.5), abs=0.006)
+        figures = tuple(
+            row[name]
+            for name in (
+                "responded_requests",
+                "response_p50_hours",
+                "response_p90_hours",
+                "resolved_requests",
+                "resolution_p50_hours",
+                "resolution_p90_hours",
+            )
+        )
+        assert figures == expected_durations(cal, requests), province
+    # The announced closures count: without them Alborz's figures would differ.
+    alborz = by_province["IR-30"]
+    no_closures = calendar(events, with_closures=False)
+    assert expected_durations(no_closures, alborz) != expected_durations(cal, alborz)
 
 
-def test_durations_by_jalali_month(engine: Engine, events: list[Event]) -> None:
-    months: Counter[str] = Counter()
+@pytest.mark.parametrize("by", ["body", "category"])
+def test_durations_by_body_and_category(engine: Engine, events: list[Event], by: str) -> None:
+    cal = calendar(events)
+    groups: dict[str, list[Request]] = defaultdict(list)
     for request in fold(events).values():
-        day = jalali(datetime.fromtimestamp(request.submitted_s, UTC))
-        months[str(day.year * 100 + day.month)] += request.resolved_s is not None
-    got = {row["month"]: row["resolved_requests"] for row in table(engine, "durations", by="month")}
-    assert got == dict(months)
-    assert "140306" in got  # 1403 Shahrivar
+        groups[request.body_id if by == "body" else request.category].append(request)
+    got = {
+        row[by]: (
+            row["responded_requests"],
+            row["response_p50_hours"],
+            row["response_p90_hours"],
+            row["resolved_requests"],
+            row["resolution_p50_hours"],
+            row["resolution_p90_hours"],
+        )
+        for row in table(engine, "durations", by=by)
+    }
+    assert got == {key: expected_durations(cal, group) for key, group in groups.items()}
+
+
+@pytest.mark.parametrize("calendar_kind", ["jalali", "gregorian"])
+def test_durations_by_month(engine: Engine, events: list[Event], calendar_kind: str) -> None:
+    cal = calendar(events)
+    months: dict[str, list[Request]] = defaultdict(list)
+    for request in fold(events).values():
+        if calendar_kind == "jalali":
+            label = jalali_month_label(request.submitted_ms)
+        else:
+            submitted = datetime.fromtimestamp(request.submitted_ms / 1000, UTC)
+            label = submitted.astimezone(TEHRAN).strftime("%Y-%m")
+        months[label].append(request)
+    rows = table(engine, "durations", by="month", calendar=calendar_kind)
+    got = {row["month"]: row["resolution_p90_hours"] for row in rows}
+    assert got == {label: expected_durations(cal, group)[5] for label, group in months.items()}
+    expected_labels = (
+        ["1403-06 (Shahrivar)", "1403-07 (Mehr)"] if calendar_kind == "jalali" else ["2024-09"]
+    )
+    assert [row["month"] for row in rows] == expected_labels
+
+
+def test_month_labels_can_show_the_gregorian_dates(engine: Engine) -> None:
+    rows = table(engine, "durations", by="month", with_gregorian=True)
+    assert [row["month"] for row in rows] == [
+        "1403-06 (Shahrivar) [2024-08-22..2024-09-21]",
+        "1403-07 (Mehr) [2024-09-22..2024-10-21]",
+    ]
 
 
 def test_backlog(engine: Engine, events: list[Event]) -> None:
@@ -309,36 +476,60 @@ def test_rereferral(engine: Engine, events: list[Event]) -> None:
     assert sum(ended.values()) > 0
 
 
-def test_alborz_before_and_after_the_delegation(engine: Engine, events: list[Event]) -> None:
-    first = min(
-        e.occurred_at
-        for e in events
-        if isinstance(e, RequestReferred) and e.body_kind == "KHANEH_SAMT"
-    )
-    expected = Counter(
-        ("after" if r.submitted_s >= int(first.timestamp()) else "before", r.body_kind)
-        for r in fold(events).values()
-        if r.province == "IR-30"
-    )
-    got = {(row["period"], row["body_kind"]): row["requests"] for row in table(engine, "alborz")}
-    assert got == dict(expected)
+@pytest.mark.parametrize("calendar_kind", ["jalali", "gregorian"])
+def test_alborz_before_and_after_the_delegation(
+    engine: Engine, events: list[Event], calendar_kind: str
+) -> None:
+    cal = calendar(events)
+    requests = fold(events).values()
+    first_ms = min(r.submitted_ms for r in requests if r.to_khaneh)
+    groups: dict[tuple[str, str], list[Request]] = defaultdict(list)
+    for r in requests:
+        if r.province == "IR-30":
+            period = "after" if r.submitted_ms >= first_ms else "before"
+            groups[(period, r.body_kind)].append(r)
+    expected = {
+        key: (len(group), *expected_durations(cal, group)[3:]) for key, group in groups.items()
+    }
+    rows = table(engine, "alborz", calendar=calendar_kind)
+    got = {
+        (row["period"], row["body_kind"]): (
+            row["requests"],
+            row["resolved_requests"],
+            row["resolution_p50_hours"],
+            row["resolution_p90_hours"],
+        )
+        for row in rows
+    }
+    assert got == expected
     assert ("after", "KHANEH_SAMT") in got
+    local = datetime.fromtimestamp(first_ms / 1000, UTC).astimezone(TEHRAN)
+    if calendar_kind == "jalali":
+        day = jalali(local)
+        label = f"{day.year}-{day.month:02d}-{day.day:02d} {local:%H:%M}"
+    else:
+        label = f"{local:%Y-%m-%d %H:%M}"
+    assert {row["delegation_from"] for row in rows} == {label}
 
 
-@pytest.mark.parametrize("calendar", ["jalali", "gregorian"])
-def test_heatmap(engine: Engine, events: list[Event], calendar: str) -> None:
+@pytest.mark.parametrize("calendar_kind", ["jalali", "gregorian"])
+def test_heatmap(engine: Engine, events: list[Event], calendar_kind: str) -> None:
     expected: Counter[tuple[str, str]] = Counter()
     for event in events:
         if isinstance(event, SlaBreached):
-            if calendar == "jalali":
+            local = event.occurred_at.astimezone(TEHRAN).date()
+            if calendar_kind == "jalali":
                 day = jalali(event.occurred_at)
-                week = str(day.year * 100 + day.week)
+                saturday = local - timedelta(days=(local.weekday() + 2) % 7)
+                start = jdatetime.date.fromgregorian(date=saturday).strftime("%Y-%m-%d")
+                week = f"{day.year}-W{day.week:02d} from {start}"
             else:
-                local = event.occurred_at.astimezone(TEHRAN).date()
-                week = str(local - timedelta(days=local.weekday()))
+                iso = local.isocalendar()
+                monday = local - timedelta(days=local.weekday())
+                week = f"{iso.year}-W{iso.week:02d} from {monday.isoformat()}"
             expected[(event.province, week)] += 1
     got = {
         (row["province"], row["week"]): row["breaches"]
-        for row in table(engine, "heatmap", calendar=calendar)
+        for row in table(engine, "heatmap", calendar=calendar_kind)
     }
     assert got == dict(expected)

@@ -1,7 +1,9 @@
-"""The sink from real topics into ClickHouse, killed with SIGKILL mid-run and restarted."""
+"""The sink from real topics into ClickHouse: killed with SIGKILL mid-run and restarted, and
+read by reports on chdb while it writes."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -93,3 +95,38 @@ def test_sink_killed_mid_run_and_restarted_stores_each_event_once(
     unique = stored(url, "SELECT count() FROM {db}.events_unique")
     distinct = stored(url, "SELECT uniqExact(event_id) FROM {db}.events")
     assert unique == distinct == len(events)
+
+
+def test_reports_on_chdb_while_the_sink_writes(settings: Settings, chdb_url: str) -> None:
+    """chdb lets one process at a time in: a report waits for the sink's batch, and vice versa."""
+    with opened(parse_clickhouse_url(chdb_url)) as db:
+        migrate(db)
+    events = list(simulate(6, 3_000, datetime(2024, 9, 1, tzinfo=UTC)))
+    publish(settings, events)
+    writer = sink(settings, chdb_url)
+    try:
+        for name in ("volume", "durations", "sla"):
+            command = [
+                sys.executable,
+                "-m",
+                "samt124.cli",
+                "--clickhouse-url",
+                chdb_url,
+                "report",
+                name,
+                "--format",
+                "json",
+            ]
+            done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+            assert done.returncode == 0, done.stderr
+            assert json.loads(done.stdout), f"{name} printed no rows"
+            assert writer.poll() is None, "the sink exited while a report read"
+        deadline = time.monotonic() + 120
+        while stored(chdb_url, "SELECT count() FROM {db}.events_unique") < len(events):
+            assert writer.poll() is None, "the sink exited"
+            assert time.monotonic() < deadline, "the sink did not store everything"
+            time.sleep(0.5)
+    finally:
+        writer.send_signal(signal.SIGTERM)
+        assert writer.wait(timeout=60) == 0
+    assert stored(chdb_url, "SELECT uniqExact(event_id) FROM {db}.events") == len(events)
