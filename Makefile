@@ -22,8 +22,12 @@ $(STAMP): pyproject.toml
 dev: $(STAMP) ## create the virtualenv with samt124 and its development tools
 
 .PHONY: system
-system: ## install the system packages the tests use (ClickHouse server, docker-compose) when root
+system: ## install the system packages the tests use (ClickHouse server, docker-compose, chromium) when root
 	@bash scripts/system-deps.sh
+
+.PHONY: demo
+demo: $(STAMP) system ## run the whole pipeline on local defaults, print the reports, write reports/demo.html
+	$(BIN)/samt124 demo
 
 .PHONY: lint
 lint: $(STAMP) ## ruff (lint, format check) and mypy strict
@@ -44,9 +48,13 @@ unit: $(STAMP) ## fast tests: pure logic, no broker
 integration: $(STAMP) system ## tests against the real Kafka broker, ClickHouse server and chdb
 	$(BIN)/pytest tests/integration -q
 
+.PHONY: chaos
+chaos: $(STAMP) system ## faults: kills of worker, sink and broker, a ClickHouse outage, intake fuzzing
+	$(BIN)/pytest tests/chaos -q
+
 .PHONY: test
-test: $(STAMP) system lint ## everything: install, lint, unit and integration tests
-	$(BIN)/pytest tests -q
+test: $(STAMP) system lint ## everything: install, lint (ruff, mypy), unit, integration and chaos tests
+	$(BIN)/pytest tests -q --durations=12
 
 .PHONY: up
 up: $(STAMP) ## start the local Kafka broker and ClickHouse server
@@ -60,3 +68,7 @@ down: $(STAMP) ## stop them
 clean: ## stop local services and remove local data (keeps the jar cache)
 	-$(BIN)/samt124 local down
 	rm -rf .samt124/kafka .samt124/clickhouse .samt124/chdb .samt124/test
+
+.PHONY: bench
+bench: $(STAMP) ## measure throughput, latency and recovery on private services (SCALE=small|full)
+	$(BIN)/samt124 bench --scale $(or $(SCALE),small) --output benchmarks/RESULTS.md

@@ -12,6 +12,7 @@ window (``--watch`` stops at the first such sample); 2 bad arguments.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -80,6 +81,9 @@ def _address(text: str) -> tuple[str, int]:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from kafka.errors import KafkaError
 
+    # Faust's members carry their own assignor metadata, which kafka-python cannot parse and
+    # warns about on every read; the consumer id, host and client id are read all the same
+    logging.getLogger("kafka.admin").setLevel(logging.ERROR)
     try:
         with LagReader(settings) as reader:
             monitor = Monitor(

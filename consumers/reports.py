@@ -34,6 +34,7 @@ import jdatetime
 
 from consumers.clickhouse.engine import Engine, quote
 from samt124.calendar import Calendar, CalendarConfig, Closure, load_config
+from samt124.jalali import JALALI_MONTHS
 
 CalendarKind = Literal["jalali", "gregorian"]
 TEHRAN = timezone(timedelta(hours=3, minutes=30))
@@ -50,20 +51,6 @@ DIMENSIONS = {
     "category": "category",
     "month": "month",
 }
-JALALI_MONTHS = (
-    "Farvardin",
-    "Ordibehesht",
-    "Khordad",
-    "Tir",
-    "Mordad",
-    "Shahrivar",
-    "Mehr",
-    "Aban",
-    "Azar",
-    "Dey",
-    "Bahman",
-    "Esfand",
-)
 US_PER_HOUR = 3_600_000_000
 
 Table = tuple[list[str], list[tuple[object, ...]]]

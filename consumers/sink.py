@@ -30,6 +30,8 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
+from kafka.errors import KafkaError
+
 from consumers.clickhouse.engine import Engine, EngineError, connect
 from consumers.rows import (
     ERROR_COLUMNS,
@@ -185,6 +187,8 @@ class Sink:
             auto_offset_reset="earliest",
             metadata_max_age_ms=10_000,  # notice new provincial topics within seconds
             max_poll_records=self.max_batch,
+            session_timeout_ms=15_000,  # a restarted sink gets its partitions back soon
+            heartbeat_interval_ms=3_000,
             **self.settings.kafka_client_options(),
         )
         consumer.subscribe(pattern=topic_pattern(self.topics))
@@ -201,9 +205,14 @@ class Sink:
                 timeout = self.max_wait
                 if pending:
                     timeout = max(0.01, first_at + self.max_wait - time.monotonic())
-                polled = consumer.poll(
-                    timeout_ms=int(timeout * 1000), max_records=self.max_batch - len(pending)
-                )
+                try:
+                    polled = consumer.poll(
+                        timeout_ms=int(timeout * 1000), max_records=self.max_batch - len(pending)
+                    )
+                except KafkaError as error:  # the broker is away: keep what is pending, retry
+                    log.warning("Kafka did not answer (%s); polling again in 1 s", error)
+                    self.stopping.wait(1.0)
+                    continue
                 now = time.monotonic()
                 for records in polled.values():
                     for record in records:
@@ -240,7 +249,11 @@ class Sink:
             TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
             for (topic, partition), offset in batch.next_offsets.items()
         }
-        consumer.commit(offsets)
+        try:
+            consumer.commit(offsets)
+        except KafkaError as error:
+            # stored but not committed: the messages come again and collapse on event_id
+            log.warning("offsets not committed (%s); the batch will be read again", error)
         self.stats.messages += len(messages)
         self.stats.events += len(batch.events)
         self.stats.sla_events += len(batch.sla)

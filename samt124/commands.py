@@ -11,7 +11,9 @@ from typing import Any
 import consumers.cli
 import consumers.lag_cli
 import producers.cli
+import samt124.bench.cli
 import samt124.contract_cli
+import samt124.demo
 import streams.cli
 
 REGISTRATIONS: list[Callable[[Any], None]] = [
@@ -20,4 +22,6 @@ REGISTRATIONS: list[Callable[[Any], None]] = [
     streams.cli.register,
     consumers.cli.register,
     consumers.lag_cli.register,
+    samt124.bench.cli.register,
+    samt124.demo.register,
 ]

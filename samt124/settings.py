@@ -7,6 +7,7 @@ never at import time.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlparse
@@ -134,6 +135,28 @@ class Settings(BaseSettings):
             password=self.clickhouse_password,
             default_database=self.clickhouse_database,
         )
+
+
+def child_environment(settings: Settings) -> dict[str, str]:
+    """This process's environment, with ``SAMT124_*`` giving a child exactly ``settings``."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SAMT124_")}
+    for name in sorted(settings.model_fields_set):
+        value = getattr(settings, name)
+        if value is not None:
+            env[f"SAMT124_{name.upper()}"] = _env_text(value)
+    env["SAMT124_HOME"] = str(settings.home.resolve())
+    env["SAMT124_CACHE"] = str(settings.cache.resolve())
+    env["SAMT124_KAFKA_BOOTSTRAP"] = settings.bootstrap
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _env_text(value: object) -> str:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, Path):
+        return str(value.resolve())
+    return str(value)
 
 
 def parse_clickhouse_url(

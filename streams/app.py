@@ -102,6 +102,9 @@ class Worker:
             producer_linger_ms=5,
             producer_max_batch_size=512 * 1024,
             broker_commit_interval=1.0,
+            # a replacement for a crashed worker gets its partitions after this long
+            broker_session_timeout=30.0,
+            broker_heartbeat_interval=3.0,
             broker_commit_every=10_000,
             stream_wait_empty=False,
             table_standby_replicas=0,
@@ -144,6 +147,12 @@ class Worker:
         @app.timer(interval=TICK_SECONDS)  # type: ignore[untyped-decorator]
         async def tick() -> None:
             await self._tick()
+
+        @app.task  # type: ignore[untyped-decorator]
+        async def quiet_clients() -> None:
+            # the Kafka client builds a debug record per message sent unless told otherwise
+            for name in ("aiokafka", "kafka"):
+                logging.getLogger(name).setLevel(logging.WARNING)
 
         @self.requests.on_recover  # type: ignore[untyped-decorator]
         async def rebuild() -> None:

@@ -17,30 +17,14 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from samt124.events import Event, Requester, RequestSubmitted
-from samt124.settings import Settings
+from samt124.settings import Settings, child_environment
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def env_for(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment a samt124 subprocess needs to use these settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SAMT124_")}
-    env.update(
-        SAMT124_KAFKA_BOOTSTRAP=settings.bootstrap,
-        SAMT124_TOPIC_NAMESPACE=settings.topic_namespace,
-        SAMT124_HOME=str(settings.home),
-        SAMT124_PARTITIONS=str(settings.partitions),
-        PYTHONPATH=str(REPO),
-        PYTHONUNBUFFERED="1",
-    )
-    if settings.clickhouse_url:
-        env["SAMT124_CLICKHOUSE_URL"] = settings.clickhouse_url
-    for name in ("sla_policies", "calendars", "referral_rules"):
-        value = getattr(settings, name)
-        if value is not None:
-            env[f"SAMT124_{name.upper()}"] = str(value)
-    env.update(extra)
-    return env
+    return {**child_environment(settings), "PYTHONPATH": str(REPO), **extra}
 
 
 @dataclass

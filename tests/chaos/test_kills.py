@@ -1,0 +1,351 @@
+"""The whole pipeline under faults: worker, sink and broker SIGKILLed, ClickHouse away for 30 s.
+
+One end-to-end run on a broker and a ClickHouse server of the test's own. Simulated national
+traffic is published through the Publisher API (an unconfirmed chunk is published again); the
+worker and the sink run as ``samt124`` subprocesses. At seeded random points of the run (logged,
+and in the failure message) the worker, the broker and the sink are killed with SIGKILL and
+restarted after a short pause, and the ClickHouse server is stopped for 30 s and started again.
+
+Afterwards, what a user would check: every published event is in ClickHouse exactly once (through
+``events_unique`` and as ``uniqExact(event_id)`` of the raw table), with one derived referral per
+opened request and every SLA fact of the SLA topic; every published event is on its province's
+topic or in the dead letters; every SLA breach was emitted once per request, clock and cycle.
+
+``SAMT124_CHAOS_EVENTS`` sets N. The issue asks for 100 000; the default is 30 000 because the
+worker routes under 1 000 intake events/s on two cores while the publisher, the sink and the
+broker share them (with about as many SLA facts again), so 100 000 plus the faults' pauses and the
+30 s outage would not fit the tier's budget in CI. ``SAMT124_CHAOS_SEED`` sets the seed of the
+fault schedule (default 11, so that a failure can be replayed; it is printed at the start).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from consumers.sink import group_id as sink_group
+from samt124 import wire
+from samt124.events import Event, LetterRegistered, RequestReferred, RequestSubmitted, SlaBreached
+from samt124.kafka_admin import ensure_topics
+from samt124.settings import Settings
+from samt124.topics import Topics
+from streams.app import group_id as worker_group
+from tests.chaos.harness import (
+    OwnServices,
+    Publishing,
+    end_offsets,
+    group_lag,
+    province_topics,
+    read_topics,
+    recent_traffic,
+    rows,
+    say,
+    scalar,
+    stopwatch,
+    wait_until,
+)
+from tests.integration.pipeline import Process, start
+
+EVENTS = int(os.environ.get("SAMT124_CHAOS_EVENTS", "30000"))
+SEED = int(os.environ.get("SAMT124_CHAOS_SEED", "11"))
+OUTAGE_SECONDS = 30.0
+
+
+@dataclass
+class Fault:
+    name: str
+    at: float  # the fraction of the run's progress (see ``progress``) that triggers it
+    progress: Callable[[], float | None]
+    act: Callable[[random.Random], dict[str, float]]
+    done: bool = False
+
+
+class Run:
+    """The pipeline's processes for one run, restartable, with the figures of each fault."""
+
+    def __init__(self, own: OwnServices, settings: Settings, logs: Path) -> None:
+        self.own = own
+        self.settings = settings
+        self.logs = logs
+        self.topics = Topics(settings.topic_namespace)
+        self.starts: Counter[str] = Counter()
+        self.worker = self._start("worker")
+        self.sink = self._start("sink")
+        self.figures: dict[str, dict[str, float]] = {}
+
+    def _start(self, what: str) -> Process:
+        self.starts[what] += 1
+        return start(self.settings, what, log=self.logs / f"{what}-{self.starts[what]}.log")
+
+    def routed(self) -> int | None:
+        return end_offsets(self.settings, province_topics(self.settings))
+
+    def stored(self) -> int | None:
+        try:
+            return scalar(self.settings, "SELECT count() FROM {db}.events")
+        except Exception:
+            return None
+
+    def _grows(self, measure: Callable[[], int | None], since: int | None, what: str) -> float:
+        started = time.monotonic()
+        wait_until(lambda: (measure() or 0) > (since or 0), 300, what)
+        return time.monotonic() - started
+
+    def _pause(self, rng: random.Random) -> float:
+        pause = round(rng.uniform(1.0, 4.0), 1)
+        time.sleep(pause)
+        return pause
+
+    def kill_worker(self, rng: random.Random) -> dict[str, float]:
+        assert self.worker.popen.poll() is None, "the worker exited by itself:\n" + self.tail()
+        before = self.routed()
+        self.worker.kill()
+        pause = self._pause(rng)
+        self.worker = self._start("worker")
+        recovery = self._grows(self.routed, self.routed(), "the restarted worker to route")
+        return {"routed_before": float(before or 0), "pause_s": pause, "recovery_s": recovery}
+
+    def kill_sink(self, rng: random.Random) -> dict[str, float]:
+        assert self.sink.popen.poll() is None, "the sink exited by itself:\n" + self.tail()
+        before = self.stored()
+        self.sink.kill()
+        pause = self._pause(rng)
+        self.sink = self._start("sink")
+        recovery = self._grows(self.stored, self.stored(), "the restarted sink to store")
+        return {"stored_before": float(before or 0), "pause_s": pause, "recovery_s": recovery}
+
+    def kill_broker(self, rng: random.Random) -> dict[str, float]:
+        before = self.routed()
+        self.own.kafka_kill()
+        pause = self._pause(rng)
+        restart = self.own.kafka_up()
+        recovery = self._grows(self.routed, before, "routing after the broker restart")
+        return {
+            "routed_before": float(before or 0),
+            "pause_s": pause,
+            "restart_s": restart,
+            "recovery_s": recovery,
+        }
+
+    def clickhouse_outage(self, rng: random.Random) -> dict[str, float]:
+        before = self.stored()
+        self.own.clickhouse_down()
+        time.sleep(OUTAGE_SECONDS)
+        assert self.sink.popen.poll() is None, "the sink gave up while ClickHouse was away"
+        restart = self.own.clickhouse_up()
+        recovery = self._grows(self.stored, before, "the sink to store after the outage")
+        return {
+            "stored_before": float(before or 0),
+            "outage_s": OUTAGE_SECONDS,
+            "restart_s": restart,
+            "recovery_s": recovery,
+        }
+
+    def tail(self) -> str:
+        texts = []
+        for log in sorted(self.logs.glob("*.log")):
+            lines = log.read_text(errors="replace").splitlines()[-15:]
+            texts.append(f"--- {log.name}\n" + "\n".join(lines))
+        return "\n".join(texts)
+
+
+@pytest.mark.timeout(900)
+def test_every_event_stored_once_through_kills_of_worker_sink_broker_and_clickhouse_outage(
+    tmp_path: Path,
+) -> None:
+    figures: dict[str, float] = {}
+    rng = random.Random(SEED)
+    say(f"seed {SEED}, {EVENTS} events")
+    own = OwnServices.create(tmp_path / "services", namespace="chaos", partitions=4)
+    try:
+        with stopwatch("services_up_s", figures):
+            own.kafka_up()
+            own.clickhouse_up()
+            settings = own.analytics()
+            ensure_topics(settings)
+        with stopwatch("simulate_s", figures):
+            events = recent_traffic(124, EVENTS, datetime.now(UTC))
+        run = Run(own, settings, tmp_path / "logs")
+        publishing = Publishing(settings, events)
+        total = len(events)
+        schedule = [
+            Fault(
+                "broker", rng.uniform(0.3, 0.7), lambda: publishing.sent / total, run.kill_broker
+            ),
+            Fault(
+                "worker",
+                rng.uniform(0.2, 0.5),
+                lambda: (run.routed() or 0) / total,
+                run.kill_worker,
+            ),
+            Fault(
+                "sink", rng.uniform(0.3, 0.5), lambda: (run.stored() or 0) / total, run.kill_sink
+            ),
+            Fault(
+                "clickhouse",
+                rng.uniform(0.6, 0.8),
+                lambda: (run.stored() or 0) / total,
+                run.clickhouse_outage,
+            ),
+        ]
+        say("fault schedule: " + ", ".join(f"{f.name} at {f.at:.2f}" for f in schedule))
+        started = time.monotonic()
+        publishing.start()
+        try:
+            with stopwatch("faults_s", figures):
+                _inject(schedule, run, rng, started)
+            publishing.join(600)
+            figures["published_s"] = round((publishing.finished_at or 0) - started, 1)
+            with stopwatch("worker_drain_s", figures):
+                wait_until(
+                    lambda: group_lag(settings, worker_group(settings), [run.topics.intake]) == 0,
+                    900,
+                    "the worker to route everything published",
+                )
+                assert run.worker.popen.poll() is None, "the worker exited:\n" + run.tail()
+                assert run.worker.stop() == 0, "the worker did not stop cleanly:\n" + run.tail()
+            with stopwatch("sink_drain_s", figures):
+                wanted = [*province_topics(settings), run.topics.sla]
+                wait_until(
+                    lambda: group_lag(settings, sink_group(settings), wanted) == 0,
+                    600,
+                    "the sink to store everything",
+                )
+                assert run.sink.popen.poll() is None, "the sink exited:\n" + run.tail()
+                run.sink.stop()
+        finally:
+            run.worker.stop()
+            run.sink.stop()
+        figures["run_s"] = round(time.monotonic() - started, 1)
+        with stopwatch("read_back_s", figures):
+            _check(settings, run, events, publishing, figures)
+    finally:
+        own.down()
+    say(f"figures: {figures}")
+
+
+def _inject(schedule: list[Fault], run: Run, rng: random.Random, started: float) -> None:
+    deadline = time.monotonic() + 480
+    while not all(f.done for f in schedule):
+        assert time.monotonic() < deadline, "the run never reached its fault points"
+        for name, process in (("worker", run.worker), ("sink", run.sink)):
+            code = process.popen.poll()
+            assert code is None, f"the {name} exited ({code}) by itself:\n" + run.tail()
+        for fault in schedule:
+            if fault.done:
+                continue
+            progress = fault.progress()
+            if progress is not None and progress >= fault.at:
+                at = time.monotonic() - started
+                say(f"{fault.name}: fault at {at:.1f} s (progress {progress:.2f})")
+                run.figures[fault.name] = {"at_s": round(at, 1), **fault.act(rng)}
+                say(f"{fault.name}: {run.figures[fault.name]}")
+                fault.done = True
+        time.sleep(0.5)
+
+
+def _check(
+    settings: Settings,
+    run: Run,
+    events: list[Event],
+    publishing: Publishing,
+    figures: dict[str, float],
+) -> None:
+    topics = run.topics
+    published = {e.event_id: e for e in events}
+    opened = {e.request_id for e in events if isinstance(e, RequestSubmitted | LetterRegistered)}
+
+    province = read_topics(settings, province_topics(settings))
+    on_province: dict[str, tuple[str, Event]] = {}
+    for record in province:
+        event = wire.decode(record.value)
+        on_province[event.event_id] = (record.topic, event)
+    dead = read_topics(settings, [topics.dlq])
+    dead_ids = set()
+    for record in dead:
+        assert record.headers.get("dlq-reason"), record
+        try:
+            dead_ids.add(wire.decode(record.value).event_id)
+        except wire.DecodeError:
+            continue
+    sla = [wire.decode(r.value) for r in read_topics(settings, [topics.sla])]
+    sla_ids = {e.event_id for e in sla}
+
+    figures.update(
+        events=len(published),
+        province_messages=len(province),
+        province_distinct=len(on_province),
+        dead_letters=len(dead),
+        sla_messages=len(sla),
+        sla_distinct=len(sla_ids),
+        publish_retries=publishing.retries,
+    )
+    say(f"faults: {run.figures}")
+    say(f"counts: {figures}")
+
+    # no message lost: every published event on its province's topic, or a dead letter
+    lost = [i for i in published if i not in on_province and i not in dead_ids]
+    assert lost == [], f"{len(lost)} published events on no topic, e.g. {lost[:5]}"
+    misrouted = [
+        (e.event_id, e.province, on_province[e.event_id][0])
+        for e in events
+        if isinstance(e, RequestSubmitted | LetterRegistered)
+        and e.event_id in on_province
+        and on_province[e.event_id][0] != topics.province(e.province)
+    ]
+    assert misrouted == [], misrouted[:5]
+
+    # one derived referral per opened request (opened: submitted and not dead-lettered)
+    referrals = [e for _, e in on_province.values() if isinstance(e, RequestReferred)]
+    routed_opened = {
+        e.request_id
+        for e in events
+        if isinstance(e, RequestSubmitted | LetterRegistered) and e.event_id not in dead_ids
+    }
+    assert routed_opened <= opened
+    assert len(referrals) == len(routed_opened)
+    assert {r.request_id for r in referrals} == routed_opened
+
+    # every SLA breach emitted once per request, clock and cycle
+    breaches = {e.event_id: e for e in sla if isinstance(e, SlaBreached)}
+    per_clock = Counter((b.request_id, b.clock, b.cycle) for b in breaches.values())
+    twice = [k for k, n in per_clock.items() if n > 1]
+    assert twice == [], f"{len(twice)} breaches emitted more than once, e.g. {twice[:5]}"
+    figures["breaches"] = len(breaches)
+
+    # ClickHouse: each event exactly once
+    expected = (set(published) - dead_ids) | {r.event_id for r in referrals} | sla_ids
+    strangers = set(on_province) - set(published) - {r.event_id for r in referrals}
+    assert strangers == set(), f"events no one published on province topics: {strangers}"
+    unique = scalar(settings, "SELECT count() FROM {db}.events_unique")
+    distinct = scalar(settings, "SELECT uniqExact(event_id) FROM {db}.events")
+    stored = {row[0] for row in rows(settings, "SELECT DISTINCT event_id FROM {db}.events_unique")}
+    figures.update(
+        clickhouse_unique=unique, clickhouse_raw=scalar(settings, "SELECT count() FROM {db}.events")
+    )
+    missing = expected - stored
+    extra = stored - expected
+    assert missing == set(), f"{len(missing)} events not in ClickHouse, e.g. {sorted(missing)[:5]}"
+    assert extra == set(), f"{len(extra)} unexpected events in ClickHouse: {sorted(extra)[:5]}"
+    assert unique == distinct == len(expected)
+    assert scalar(settings, "SELECT count() FROM {db}.sink_errors") == 0
+
+    sla_unique = scalar(settings, "SELECT count() FROM {db}.sla_events_unique")
+    assert sla_unique == len(sla_ids)
+    stored_twice = rows(
+        settings,
+        "SELECT request_id, clock, cycle, count() AS n FROM {db}.sla_events_unique "
+        "WHERE event_type = 'SlaBreached' GROUP BY request_id, clock, cycle HAVING n > 1 LIMIT 5",
+    )
+    assert stored_twice == []
+    assert scalar(
+        settings, "SELECT count() FROM {db}.sla_events_unique WHERE event_type = 'SlaBreached'"
+    ) == len(breaches)
