@@ -20,8 +20,17 @@ from typing import Any
 from samt124.bench.results import Section
 from samt124.settings import Settings
 
-MEASUREMENTS = ("kafka-tools", "passthrough", "publisher", "e2e", "latency", "recovery", "sink")
-NEEDS_SERVER = {"e2e", "sink"}
+MEASUREMENTS = (
+    "kafka-tools",
+    "passthrough",
+    "publisher",
+    "e2e",
+    "latency",
+    "recovery",
+    "sink",
+    "sink-restart",
+)
+NEEDS_SERVER = {"e2e", "sink", "sink-restart"}
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,7 @@ class Scale:
     breaching: int
     recovery_lead: float  # seconds from the end of the preload to the first deadline
     sink: int
+    sink_restart: int
     e2e_timeout: float
 
 
@@ -49,6 +59,7 @@ SCALES = {
         breaching=50,
         recovery_lead=40,
         sink=60_000,
+        sink_restart=20_000,
         e2e_timeout=600,
     ),
     "full": Scale(
@@ -61,6 +72,7 @@ SCALES = {
         breaching=200,
         recovery_lead=400,
         sink=500_000,
+        sink_restart=1_000_000,
         e2e_timeout=3600,
     ),
 }
@@ -161,6 +173,7 @@ class _Run:
             "latency": self.latency,
             "recovery": self.recovery,
             "sink": self.sink,
+            "sink-restart": self.sink_restart,
         }
         for name in names:
             started = time.monotonic()
@@ -284,3 +297,9 @@ class _Run:
         from samt124.bench import sink
 
         return [sink.measure_sink(self.base, self.server_url, self.scale.sink, self.work)]
+
+    def sink_restart(self) -> list[Section]:
+        from samt124.bench import sink
+
+        count = self.scale.sink_restart
+        return [sink.measure_sink_restart(self.base, self.server_url, count, self.work)]

@@ -110,6 +110,13 @@ class Child:
                 return self.popen.wait(timeout=30)
         return self.popen.returncode
 
+    def kill(self) -> None:
+        """SIGKILL: no flush, no commit."""
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)
+        self.popen.wait(timeout=30)
+
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 

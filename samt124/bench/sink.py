@@ -77,3 +77,53 @@ def measure_sink(base: Settings, server_url: str | None, count: int, work: Path)
         )
         section.add(f"{name}: sink peak RSS", peak, "MiB", "VmHWM")
     return section
+
+
+def measure_sink_restart(base: Settings, server_url: str | None, count: int, work: Path) -> Section:
+    """The sink SIGKILLed half-way through ``count`` events, restarted: each event once?"""
+    from consumers.clickhouse.engine import opened
+    from samt124.settings import parse_clickhouse_url
+
+    section = Section(
+        "sink-restart",
+        "Exactly once in ClickHouse across a SIGKILL of the sink",
+        f"{count:,} simulated events are written to the province topics; `samt124 sink` runs"
+        " until it has stored about half of them, is killed with SIGKILL, and is started again"
+        f" with `--until-idle {IDLE:g}`. Then ClickHouse is asked how many distinct event ids"
+        " it holds, how many rows analysts read (`events_unique`) and how many raw rows were"
+        " inserted (a batch stored but not committed before the kill is stored again).",
+    )
+    if not server_url:
+        section.error = "needs the ClickHouse server"
+        return section
+    url = server_url.rsplit("/", 1)[0] + "/bench_sink_restart"
+    settings = harness.namespace(base, "sinkkill", clickhouse_url=url)
+    harness.topics_ready(settings)
+    events = workload.events(count)
+    for topic, messages in _province_messages(settings, events).items():
+        fill(settings, topic, messages)
+    harness.run(settings, "init", log=work / "sink-restart-init.log")
+    started = time.monotonic()
+    first = harness.start(settings, "sink", log=work / "sink-restart-1.log")
+    harness.wait_until(
+        lambda: sum(int(n) for n in STORED.findall(first.output())) >= count // 2,
+        3600,
+        "the sink to store half of the events",
+    )
+    killed_after = sum(int(n) for n in STORED.findall(first.output()))
+    first.kill()
+    harness.run(settings, "sink", "--until-idle", str(IDLE), log=work / "sink-restart-2.log")
+    elapsed = time.monotonic() - started - IDLE
+    with opened(parse_clickhouse_url(url)) as engine:
+        (distinct,) = engine.query("SELECT uniqExact(event_id) FROM events")[1][0]
+        (readable,) = engine.query("SELECT count() FROM events_unique")[1][0]
+        (raw,) = engine.query("SELECT count() FROM events")[1][0]
+    section.add("events published", count, "events")
+    section.add("stored before the SIGKILL", killed_after, "events", "as the sink logged")
+    section.add("distinct event ids in ClickHouse", distinct, "events")
+    section.add("rows analysts read (events_unique)", readable, "rows")
+    section.add("raw rows inserted", raw, "rows", "repeats collapse in events_unique")
+    section.add("throughput across the kill", count / elapsed, "rows/s", "first start to drained")
+    verdict = "holds" if distinct == readable == count else "DOES NOT hold"
+    section.notes.append(f"distinct event ids = rows analysts read = events published: {verdict}.")
+    return section

@@ -105,6 +105,11 @@ def test_reports_on_chdb_while_the_sink_writes(settings: Settings, chdb_url: str
     publish(settings, events)
     writer = sink(settings, chdb_url)
     try:
+        deadline = time.monotonic() + 120
+        while stored(chdb_url, "SELECT count() FROM {db}.events_unique") == 0:
+            assert writer.poll() is None, "the sink exited"
+            assert time.monotonic() < deadline, "the sink stored nothing"
+            time.sleep(0.2)
         for name in ("volume", "durations", "sla"):
             command = [
                 sys.executable,
