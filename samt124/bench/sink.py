@@ -115,9 +115,10 @@ def measure_sink_restart(base: Settings, server_url: str | None, count: int, wor
     harness.run(settings, "sink", "--until-idle", str(IDLE), log=work / "sink-restart-2.log")
     elapsed = time.monotonic() - started - IDLE
     with opened(parse_clickhouse_url(url)) as engine:
-        (distinct,) = engine.query("SELECT uniqExact(event_id) FROM events")[1][0]
-        (readable,) = engine.query("SELECT count() FROM events_unique")[1][0]
-        (raw,) = engine.query("SELECT count() FROM events")[1][0]
+        db = engine.database
+        (distinct,) = engine.query(f"SELECT uniqExact(event_id) FROM {db}.events")[1][0]
+        (readable,) = engine.query(f"SELECT count() FROM {db}.events_unique")[1][0]
+        (raw,) = engine.query(f"SELECT count() FROM {db}.events")[1][0]
     section.add("events published", count, "events")
     section.add("stored before the SIGKILL", killed_after, "events", "as the sink logged")
     section.add("distinct event ids in ClickHouse", distinct, "events")
