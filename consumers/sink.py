@@ -166,6 +166,7 @@ class Sink:
         self.max_backoff = max_backoff
         self.stats = SinkStats()
         self.stopping = threading.Event()
+        self._uncommitted: dict[Any, Any] = {}  # stored, not committed yet (a rebalance, say)
         key = settings.pii_hash_key
         self._pii_key = key.get_secret_value().encode() if key is not None else b""
         self._engine: Engine | None = None
@@ -187,8 +188,6 @@ class Sink:
             auto_offset_reset="earliest",
             metadata_max_age_ms=10_000,  # notice new provincial topics within seconds
             max_poll_records=self.max_batch,
-            session_timeout_ms=15_000,  # a restarted sink gets its partitions back soon
-            heartbeat_interval_ms=3_000,
             **self.settings.kafka_client_options(),
         )
         consumer.subscribe(pattern=topic_pattern(self.topics))
@@ -213,6 +212,8 @@ class Sink:
                     log.warning("Kafka did not answer (%s); polling again in 1 s", error)
                     self.stopping.wait(1.0)
                     continue
+                if self._uncommitted:  # the poll finished a rebalance: commit what is stored
+                    self._commit(consumer, {})
                 now = time.monotonic()
                 for records in polled.values():
                     for record in records:
@@ -240,6 +241,24 @@ class Sink:
             consumer.close(autocommit=False)
         return self.stats
 
+    def _commit(self, consumer: Any, offsets: dict[Any, Any]) -> None:
+        """Commit what was stored, with what earlier commits left over, for owned partitions.
+
+        A partition given to another member meanwhile is left to it: it reads the batch again
+        and the copies collapse on ``event_id``.
+        """
+        wanted = {**self._uncommitted, **offsets}
+        owned = consumer.assignment()
+        wanted = {tp: offset for tp, offset in wanted.items() if tp in owned}
+        try:
+            if wanted:
+                consumer.commit(wanted)
+        except KafkaError as error:
+            log.warning("offsets not committed yet (%s); trying again after the next poll", error)
+            self._uncommitted = wanted
+        else:
+            self._uncommitted = {}
+
     def _flush(self, consumer: Any, messages: list[Message]) -> None:
         from kafka.structs import OffsetAndMetadata, TopicPartition
 
@@ -249,11 +268,7 @@ class Sink:
             TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
             for (topic, partition), offset in batch.next_offsets.items()
         }
-        try:
-            consumer.commit(offsets)
-        except KafkaError as error:
-            # stored but not committed: the messages come again and collapse on event_id
-            log.warning("offsets not committed (%s); the batch will be read again", error)
+        self._commit(consumer, offsets)
         self.stats.messages += len(messages)
         self.stats.events += len(batch.events)
         self.stats.sla_events += len(batch.sla)
