@@ -263,7 +263,7 @@ class Sink:
         from kafka.structs import OffsetAndMetadata, TopicPartition
 
         batch = build_batch(messages, self.topics, datetime.now(UTC), self._pii_key)
-        self._store_with_retry(batch)
+        self._store_with_retry(batch, consumer)
         offsets = {
             TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
             for (topic, partition), offset in batch.next_offsets.items()
@@ -276,8 +276,12 @@ class Sink:
         self.stats.batches += 1
         log.info("stored and committed %d messages", len(messages))
 
-    def _store_with_retry(self, batch: Batch) -> None:
-        """Store the batch, retrying the very same rows until ClickHouse takes them."""
+    def _store_with_retry(self, batch: Batch, consumer: Any) -> None:
+        """Store the batch, retrying the very same rows until ClickHouse takes them.
+
+        While it waits, the consumer stays in its group (polling with every partition paused),
+        so that an outage of ClickHouse does not turn into a rebalance.
+        """
         delay = 0.5
         while True:
             try:
@@ -291,12 +295,27 @@ class Sink:
                 log.warning(
                     "ClickHouse did not take the batch (%s); retrying in %.1f s", error, delay
                 )
-                time.sleep(delay)
+                self._wait_in_group(consumer, delay)
                 delay = min(self.max_backoff, delay * 2)
             else:
+                consumer.resume(*consumer.paused())
                 if self.settings.clickhouse.engine == "chdb":
                     self._close_engine()  # let readers open the directory between batches
                 return
+
+    def _wait_in_group(self, consumer: Any, seconds: float) -> None:
+        """Sleep by polling paused partitions; anything fetched anyway is read again later."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            consumer.pause(*consumer.assignment())
+            try:
+                polled = consumer.poll(timeout_ms=int(left * 1000))
+            except KafkaError as error:
+                log.warning("Kafka did not answer while waiting (%s)", error)
+                time.sleep(min(left, 1.0))
+                continue
+            for tp, records in polled.items():
+                consumer.seek(tp, records[0].offset)
 
     def _open_engine(self) -> Engine:
         if self._engine is None:
