@@ -11,8 +11,10 @@ co-partitioned with ``samt124.intake`` and ``samt124.sla``):
 * a timer looks at the requests whose next SLA threshold has come (a heap per worker, rebuilt
   from the table after every recovery) and publishes what fell due.
 
-Offsets are committed only after the producer flushed (Faust does so before each commit):
-at-least-once, with idempotent effects downstream (events keep their ids).
+Each agent takes a batch of messages, hands everything they cause (output and changelog writes)
+to the Kafka client and waits until all of it is delivered (:mod:`streams.delivery`) before the
+batch is acknowledged, so an offset is never committed ahead of its effects: at-least-once, with
+idempotent effects downstream (events keep their ids).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from samt124.calendar import Closure
 from samt124.settings import Settings
 from samt124.topics import Topics
 from streams.deadlines import DeadlineQueue
+from streams.delivery import Deliveries, Record
 from streams.lifecycle import RequestState
 from streams.pipeline import Outgoing, Pipeline, Where
 from streams.stream_time import sla_now
@@ -134,15 +137,19 @@ class Worker:
 
         @app.agent(intake, name="route")  # type: ignore[untyped-decorator]
         async def route(stream: Any) -> None:
+            out = Deliveries(self._produce)
             async for events in stream.take_events(BATCH, within=BATCH_WAIT):
                 for event in events:
-                    await self._on_intake(event.message)
+                    await self._on_intake(event.message, out)
+                await out.settle()  # before the batch is acknowledged
 
         @app.agent(sla, name="track")  # type: ignore[untyped-decorator]
         async def track(stream: Any) -> None:
+            out = Deliveries(self._produce)
             async for events in stream.take_events(BATCH, within=BATCH_WAIT):
                 for event in events:
-                    await self._on_sla(event.message)
+                    await self._on_sla(event.message, out)
+                await out.settle()
 
         @app.timer(interval=TICK_SECONDS)  # type: ignore[untyped-decorator]
         async def tick() -> None:
@@ -164,17 +171,36 @@ class Worker:
         raw = self.requests.get(request_id)
         return RequestState.from_json(raw) if raw else None
 
-    async def _send(self, outgoing: tuple[Outgoing, ...]) -> None:
-        for out in outgoing:
-            await self.app.producer.send(out.topic, out.key, out.value, None, None, out.headers)
+    async def _produce(self, record: Record) -> Any:
+        return await self.app.producer.send(
+            record.topic, record.key, record.value, record.partition, None, list(record.headers)
+        )
 
-    def _put(self, state: RequestState, partition: int) -> None:
-        """Write a request's state: the table in memory and its changelog partition."""
-        value = state.to_json()
-        self.requests.data[state.request_id] = value
-        self.requests.send_changelog(partition, state.request_id, value)
+    @staticmethod
+    async def _send(outgoing: tuple[Outgoing, ...], out: Deliveries) -> None:
+        for o in outgoing:
+            await out.send(Record(o.topic, o.key, o.value, headers=tuple(o.headers)))
 
-    async def _on_intake(self, message: Any) -> None:
+    async def _write(
+        self, table: Any, key: str, value: Any, partition: int, out: Deliveries
+    ) -> None:
+        """Write a table entry: in memory, and to its changelog partition through ``out``."""
+        table.data[key] = value
+        topic = table.changelog_topic
+
+        def current() -> bytes | None:
+            raw, _ = topic.prepare_value(table.data.get(key), table.value_serializer)
+            return raw  # type: ignore[no-any-return]
+
+        raw_key, _ = topic.prepare_key(key, table.key_serializer)
+        await out.send(
+            Record(topic.get_topic_name(), raw_key, current(), partition, refresh=current)
+        )
+
+    async def _put(self, state: RequestState, partition: int, out: Deliveries) -> None:
+        await self._write(self.requests, state.request_id, state.to_json(), partition, out)
+
+    async def _on_intake(self, message: Any, out: Deliveries) -> None:
         self.last_message = time.monotonic()
         key: bytes | None = message.key
         request_id = key.decode("utf-8", "replace") if key else ""
@@ -187,7 +213,7 @@ class Worker:
             Where(message.topic, message.partition, message.offset),
             wall,
         )
-        await self._send(step.outgoing)
+        await self._send(step.outgoing, out)
         if step.dead_letter:
             self.counts["dead_letters"] += 1
             log.warning(
@@ -199,7 +225,7 @@ class Worker:
             )
             return
         if step.closure is not None:
-            self._record_closure(step.closure, message.partition)
+            await self._record_closure(step.closure, message.partition, out)
         if step.event is not None and (
             self.watermark is None or step.event.occurred_at > self.watermark
         ):
@@ -208,25 +234,24 @@ class Worker:
             self.counts["duplicates"] += 1
         if step.state is not None and not step.duplicate:
             self.counts["routed"] += 1
-            self._put(step.state, message.partition)
+            await self._put(step.state, message.partition, out)
             self.queue.schedule(step.state.request_id, self.pipeline.next_due(step.state))
 
-    async def _on_sla(self, message: Any) -> None:
+    async def _on_sla(self, message: Any, out: Deliveries) -> None:
         request_id = message.key.decode("utf-8", "replace") if message.key else ""
         step = self.pipeline.on_sla(self._state(request_id), message.value, datetime.now(UTC))
         if step.state is not None:
-            self._put(step.state, message.partition)
+            await self._put(step.state, message.partition, out)
             self.queue.schedule(request_id, self.pipeline.next_due(step.state))
 
-    def _record_closure(self, closure: Closure, partition: int) -> None:
+    async def _record_closure(self, closure: Closure, partition: int, out: Deliveries) -> None:
         key = f"{closure.province}:{closure.first_day}:{closure.last_day}"
         value = {
             "province": closure.province,
             "first_day": closure.first_day.isoformat(),
             "last_day": closure.last_day.isoformat(),
         }
-        self.closures.data[key] = value
-        self.closures.send_changelog(partition, key, value)
+        await self._write(self.closures, key, value, partition, out)
 
     # -- timers ------------------------------------------------------------------------------
 
@@ -235,14 +260,16 @@ class Worker:
         wall = datetime.now(UTC)
         caught_up = time.monotonic() - self.last_message > IDLE_SECONDS
         now = sla_now(wall, self.watermark, caught_up=caught_up)
+        out = Deliveries(self._produce)
         for request_id in self.queue.pop_due(now):
             state = self._state(request_id)
             if state is None:
                 continue
             outgoing, following = self.pipeline.due(state, now, wall)
             self.counts["sla_facts"] += len(outgoing)
-            await self._send(outgoing)
+            await self._send(outgoing, out)
             self.queue.schedule(request_id, following)
+        await out.settle()
 
     def _adopt_closures(self) -> None:
         known = sum(len(v) for v in self.pipeline.calendar.closures.values())

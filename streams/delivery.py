@@ -1,0 +1,82 @@
+"""Sends whose delivery the worker waits for before it acknowledges what caused them.
+
+Faust commits an input offset once the message is acknowledged and ``producer.flush()`` returned.
+That flush drains Faust's own send buffer only for as long as the buffer keeps moving (it gives up
+after 0.1 s without progress, e.g. while the broker restarts), so a table write queued with
+``send_changelog`` can still be waiting when the offset of the message that caused it is
+committed; a SIGKILL then loses the write for good. The worker therefore hands every record it
+produces (province events, derived facts, dead letters and its own changelog writes) straight to
+the Kafka client, keeps the delivery futures, and settles them — resending what failed, until it
+is delivered — before the batch that caused them is acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger("samt124.worker")
+RETRY_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    partition: int | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+    # a changelog write is resent with the key's value at the time of the retry, so that an
+    # older value can never land after a newer one
+    refresh: Callable[[], bytes | None] | None = None
+
+
+Send = Callable[[Record], Awaitable[Awaitable[Any]]]
+
+
+class Deliveries:
+    """The records one agent (or the timer) sent and has not yet seen delivered."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self._pending: list[tuple[Record, Awaitable[Any]]] = []
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    async def send(self, record: Record) -> None:
+        """Hand ``record`` to the client (waits only while its buffer is full)."""
+        self._pending.append((record, await self._send(record)))
+
+    async def settle(self) -> None:
+        """Return once every record sent so far is delivered; resend failures until they are."""
+        while self._pending:
+            pending, self._pending = self._pending, []
+            results = await asyncio.gather(*(f for _, f in pending), return_exceptions=True)
+            failed = [
+                (record, result)
+                for (record, _), result in zip(pending, results, strict=True)
+                if isinstance(result, BaseException)
+            ]
+            if not failed:
+                continue
+            log.warning(
+                "%d of %d records not delivered (%s); sending them again in %.0f s",
+                len(failed),
+                len(pending),
+                failed[0][1],
+                RETRY_SECONDS,
+            )
+            await asyncio.sleep(RETRY_SECONDS)
+            for record, _ in failed:
+                await self.send(record if record.refresh is None else _refreshed(record))
+
+
+def _refreshed(record: Record) -> Record:
+    assert record.refresh is not None
+    return Record(
+        record.topic, record.key, record.refresh(), record.partition, record.headers, record.refresh
+    )
