@@ -53,8 +53,8 @@ chaos: $(STAMP) system ## faults: kills of worker, sink and broker, a ClickHouse
 	$(BIN)/pytest tests/chaos -q
 
 .PHONY: test
-test: $(STAMP) system lint ## install, lint (ruff, mypy), unit, integration, fuzzing (the kill run: make chaos)
-	$(BIN)/pytest tests -q --durations=12 --ignore=tests/chaos/test_kills.py
+test: $(STAMP) system lint ## install, lint (ruff, mypy), then every test: unit, integration, chaos
+	$(BIN)/pytest tests -q --durations=12
 
 .PHONY: up
 up: $(STAMP) ## start the local Kafka broker and ClickHouse server

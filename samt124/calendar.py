@@ -158,6 +158,26 @@ def parse_config(raw: Mapping[str, Any]) -> CalendarConfig:
     )
 
 
+def always_open(version: str) -> dict[str, Any]:
+    """A calendar file's content: offices open around the clock every day, with no holidays.
+
+    For tests and benchmarks whose deadlines must pass in seconds of wall-clock time.
+    """
+    return {
+        "version": version,
+        "time_zone": "Asia/Tehran",
+        "official_holidays": None,
+        "schedules": {
+            "*": [
+                {
+                    "effective_from": "2000-01-01",
+                    "week": {day: ["00:00-23:59:59.999999"] for day in WEEKDAYS},
+                }
+            ]
+        },
+    }
+
+
 def load_config(path: Path = DEFAULT_CALENDARS) -> CalendarConfig:
     return parse_config(json.loads(path.read_text(encoding="utf-8")))
 

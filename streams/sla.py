@@ -290,6 +290,39 @@ def _effective(version: PolicyVersion) -> datetime:
     return version.effective_from
 
 
+def single_policy(
+    version: str,
+    *,
+    first_response_hours: float,
+    resolution_hours: float,
+    warning_percents: Iterable[int] = (),
+) -> dict[str, Any]:
+    """A policy file's content: one version, one policy for every request, no escalation.
+
+    For tests and benchmarks that want short, known deadlines.
+    """
+    return {
+        "versions": [
+            {
+                "version": version,
+                "effective_from": "2000-01-01T00:00:00+03:30",
+                "warning_percents": list(warning_percents),
+                "escalation": {},
+                "policies": [
+                    {
+                        "id": version,
+                        "match": {},
+                        "hours": {
+                            "FIRST_RESPONSE": first_response_hours,
+                            "RESOLUTION": resolution_hours,
+                        },
+                    }
+                ],
+            }
+        ]
+    }
+
+
 def load_policies(
     path: Path = DEFAULT_POLICIES, groups: Mapping[str, str] | None = None
 ) -> Policies:

@@ -22,44 +22,18 @@ from typing import Any
 from samt124 import wire
 from samt124.bench import harness, workload
 from samt124.bench.results import Section
+from samt124.calendar import always_open
 from samt124.events import Event, RequestSubmitted, SlaBreached, replace
 from samt124.settings import Settings
+from samt124.topic_reader import count_records, read_topics
 from samt124.topics import Topics
+from streams.sla import single_policy
 
 FIRST_RESPONSE_HOURS = 2.0
-ALWAYS_OPEN = {
-    "version": "bench-always-open",
-    "time_zone": "Asia/Tehran",
-    "official_holidays": None,
-    "schedules": {
-        "*": [
-            {
-                "effective_from": "2000-01-01",
-                "week": {
-                    day: ["00:00-23:59:59.999999"]
-                    for day in ("SAT", "SUN", "MON", "TUE", "WED", "THU", "FRI")
-                },
-            }
-        ]
-    },
-}
-SHORT_POLICY = {
-    "versions": [
-        {
-            "version": "bench-short",
-            "effective_from": "2000-01-01T00:00:00+03:30",
-            "warning_percents": [],
-            "escalation": {},
-            "policies": [
-                {
-                    "id": "bench",
-                    "match": {},
-                    "hours": {"FIRST_RESPONSE": FIRST_RESPONSE_HOURS, "RESOLUTION": 10_000},
-                }
-            ],
-        }
-    ]
-}
+ALWAYS_OPEN = always_open("bench-always-open")
+SHORT_POLICY = single_policy(
+    "bench-short", first_response_hours=FIRST_RESPONSE_HOURS, resolution_hours=10_000
+)
 RECOVERED = re.compile(r"recovered (\d+) requests, (\d+) with running SLA clocks, in ([\d.]+) s")
 
 
@@ -204,7 +178,7 @@ def measure_recovery(
         worker_rss = worker.peak_rss_mib()
         last_due = max(loaded.due.values()).timestamp()
         harness.wait_until(
-            lambda: harness.end_offsets(settings, [topics.sla]) >= breaching,
+            lambda: count_records(settings, [topics.sla]) >= breaching,
             max(60.0, last_due - time.time() + 120),
             "the breaches",
         )
@@ -214,7 +188,7 @@ def measure_recovery(
         worker.stop()
     logged = harness.log_times(worker.output(), "recovered ")
     ready_at = logged[0] if logged else ready
-    facts = harness.read_topics(settings, [topics.sla])
+    facts = read_topics(settings, [topics.sla])
     first_fact = min(r.timestamp_ms for r in facts) / 1000 if facts else None
     recovery.add("process start → ready", ready_at - worker.started, "s")
     if found:

@@ -15,6 +15,7 @@ from samt124.bench.results import Section
 from samt124.events import SLA_EVENT_TYPES, Event, LetterRegistered, RequestSubmitted
 from samt124.provinces import PROVINCES
 from samt124.settings import Settings
+from samt124.topic_reader import count_records, read_topics
 from samt124.topics import Topics
 
 CHUNK = 5_000
@@ -224,7 +225,7 @@ def measure_latency(base: Settings, rate: float, seconds: float, work: Path) -> 
     try:
         publish(settings, (workload.warm_up(),))
         harness.wait_until(
-            lambda: harness.end_offsets(settings, province_topics(settings)) >= 2,
+            lambda: count_records(settings, province_topics(settings)) >= 2,
             180,
             "the warm-up referral",
         )
@@ -236,12 +237,12 @@ def measure_latency(base: Settings, rate: float, seconds: float, work: Path) -> 
     topics = Topics(settings.topic_namespace)
     submitted = {
         r.key: r.timestamp_ms
-        for r in harness.read_topics(settings, [topics.intake])
+        for r in read_topics(settings, [topics.intake])
         if isinstance(wire.decode(r.value), RequestSubmitted | LetterRegistered)
     }
     latencies = [
         float(r.timestamp_ms - submitted[r.key])
-        for r in harness.read_topics(settings, province_topics(settings))
+        for r in read_topics(settings, province_topics(settings))
         if r.key in submitted and type(wire.decode(r.value)).__name__ == "RequestReferred"
     ]
     if not latencies:

@@ -26,6 +26,7 @@ from samt124.events import Event
 from samt124.local import clickhouse, kafka
 from samt124.provinces import PROVINCES
 from samt124.settings import Settings, parse_clickhouse_url
+from samt124.topic_reader import count_records
 from samt124.topics import Topics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -214,68 +215,10 @@ def province_topics(settings: Settings) -> list[str]:
 
 def end_offsets(settings: Settings, topics: Sequence[str]) -> int | None:
     """How many messages ``topics`` hold together, or None when the broker does not answer."""
-    from kafka import KafkaConsumer, TopicPartition
-
     try:
-        consumer = KafkaConsumer(**settings.kafka_client_options(), request_timeout_ms=5_000)
+        return count_records(settings, topics, timeout_ms=5_000)
     except Exception:
         return None
-    try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        return sum(consumer.end_offsets(partitions).values()) if partitions else 0
-    except Exception:
-        return None
-    finally:
-        consumer.close()
-
-
-@dataclass(frozen=True)
-class Read:
-    """What a topic read gives the assertions: value and the headers of a message."""
-
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: dict[str, bytes]
-
-
-def read_topics(settings: Settings, topics: Sequence[str], timeout: float = 120) -> list[Read]:
-    """Every message in ``topics``, from the beginning to the end offsets seen at the start."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(
-        **settings.kafka_client_options(),
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-        fetch_max_bytes=64 * 1024 * 1024,
-    )
-    try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        if not partitions:
-            return []
-        consumer.assign(partitions)
-        consumer.seek_to_beginning()
-        ends = consumer.end_offsets(partitions)
-        remaining = {tp for tp in partitions if ends[tp] > 0}
-        found: list[Read] = []
-        deadline = time.monotonic() + timeout
-        while remaining:
-            assert time.monotonic() < deadline, f"reading {len(topics)} topics took too long"
-            for tp, batch in consumer.poll(timeout_ms=500, max_records=50_000).items():
-                found.extend(Read(m.topic, m.key, m.value, dict(m.headers or [])) for m in batch)
-                if consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-        return found
-    finally:
-        consumer.close()
 
 
 def scalar(settings: Settings, sql: str) -> int:

@@ -21,9 +21,10 @@ from samt124 import wire
 from samt124.events import Event
 from samt124.kafka_admin import ensure_topics
 from samt124.settings import Settings
+from samt124.topic_reader import read_topics
 from samt124.topics import Topics
 from streams.pipeline import Pipeline, Where
-from tests.chaos.harness import province_topics, read_topics, wait_until
+from tests.chaos.harness import province_topics, wait_until
 from tests.integration.pipeline import Process, start, submission
 
 WHERE = Where("fuzz.intake", 0, 0)

@@ -14,10 +14,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
 from samt124.events import Event, Requester, RequestSubmitted
 from samt124.settings import Settings, child_environment
+from samt124.topic_reader import Record
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -72,57 +73,6 @@ def produce_raw(settings: Settings, topic: str, messages: list[tuple[bytes | Non
     for key, value in messages:
         producer.send(topic, key=key, value=value).get(timeout=30)
     producer.close()
-
-
-@dataclass(frozen=True)
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    headers: dict[str, bytes]
-    timestamp_ms: int
-
-
-def read_all(settings: Settings, topics: list[str]) -> list[Record]:
-    """Every message currently in ``topics`` (from the beginning to the log end)."""
-    consumer = KafkaConsumer(**settings.kafka_client_options(), enable_auto_commit=False)
-    try:
-        available = consumer.topics()
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            if topic in available
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        if not partitions:
-            return []
-        consumer.assign(partitions)
-        consumer.seek_to_beginning()
-        ends = consumer.end_offsets(partitions)
-        records: list[Record] = []
-        remaining = {tp for tp in partitions if ends[tp] > 0}
-        deadline = time.monotonic() + 60
-        while remaining and time.monotonic() < deadline:
-            for tp, batch in consumer.poll(timeout_ms=500).items():
-                for m in batch:
-                    records.append(
-                        Record(
-                            m.topic,
-                            m.partition,
-                            m.offset,
-                            m.key,
-                            m.value,
-                            {k: v for k, v in (m.headers or [])},
-                            m.timestamp,
-                        )
-                    )
-                if consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-        return records
-    finally:
-        consumer.close()
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.5) -> Any:

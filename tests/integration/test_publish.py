@@ -14,9 +14,10 @@ import avro.schema
 
 from producers.publisher import Publisher
 from samt124.settings import Settings
+from samt124.topic_reader import read_topics
 from samt124.topics import Topics
 from schemas import SCHEMA_DIR
-from tests.integration.pipeline import env_for, read_all, submission
+from tests.integration.pipeline import env_for, submission
 
 GOOD: dict[str, object] = {
     "type": "RequestSubmitted",
@@ -55,7 +56,7 @@ def test_what_samt124_publishes_apache_avro_reads_with_the_avsc_alone(settings: 
     with Publisher(settings) as publisher:
         confirmed = publisher.publish(event)
     assert confirmed.topic == Topics(settings.topic_namespace).intake
-    (record,) = read_all(settings, [confirmed.topic])
+    (record,) = read_topics(settings, [confirmed.topic])
     assert record.key == event.request_id.encode()
     assert record.headers["event-type"] == b"RequestSubmitted"
     schema = avro.schema.parse((SCHEMA_DIR / "RequestSubmitted.avsc").read_text(encoding="utf-8"))
@@ -75,7 +76,7 @@ def test_a_file_with_one_bad_line_sends_nothing_and_names_the_line(
     assert result.returncode == 1
     assert "events.jsonl:2: province:" in result.stderr
     assert "nothing was sent" in result.stderr
-    assert read_all(settings, [Topics(settings.topic_namespace).intake]) == []
+    assert read_topics(settings, [Topics(settings.topic_namespace).intake]) == []
 
 
 def test_reject_file_sends_the_valid_lines_and_sets_the_bad_ones_aside(
@@ -86,7 +87,7 @@ def test_reject_file_sends_the_valid_lines_and_sets_the_bad_ones_aside(
     rejects = tmp_path / "rejects.jsonl"
     result = publish(settings, str(jsonl(tmp_path, rows)), "--reject-file", str(rejects))
     assert result.returncode == 0, result.stderr
-    sent = read_all(settings, [Topics(settings.topic_namespace).intake])
+    sent = read_topics(settings, [Topics(settings.topic_namespace).intake])
     assert sorted(r.key for r in sent if r.key) == [b"req-file-1", b"req-file-4"]
     assert [json.loads(line)["request_id"] for line in rejects.read_text().splitlines()] == [
         "req-file-3"

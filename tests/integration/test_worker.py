@@ -12,55 +12,30 @@ from pathlib import Path
 import pytest
 
 from samt124 import wire
+from samt124.calendar import always_open
 from samt124.events import RequestAssigned, RequestReferred, SlaBreached, SlaWarning
 from samt124.kafka_admin import ensure_topics
 from samt124.settings import Settings
+from samt124.topic_reader import Record, read_topics
 from samt124.topics import Topics
+from streams.sla import single_policy
 from tests.integration.pipeline import (
     Process,
-    Record,
     decoded,
     produce_raw,
-    read_all,
     start,
     submission,
     wait_for,
 )
 
-ALWAYS_OPEN = {
-    "version": "test-always-open",
-    "time_zone": "Asia/Tehran",
-    "official_holidays": None,
-    "schedules": {
-        "*": [
-            {
-                "effective_from": "2000-01-01",
-                "week": {
-                    day: ["00:00-23:59:59.999999"]
-                    for day in ("SAT", "SUN", "MON", "TUE", "WED", "THU", "FRI")
-                },
-            }
-        ]
-    },
-}
+ALWAYS_OPEN = always_open("test-always-open")
 SHORT_POLICY_SECONDS = 12
-SHORT_POLICY = {
-    "versions": [
-        {
-            "version": "test-short",
-            "effective_from": "2000-01-01T00:00:00+03:30",
-            "warning_percents": [50],
-            "escalation": {},
-            "policies": [
-                {
-                    "id": "short",
-                    "match": {},
-                    "hours": {"FIRST_RESPONSE": SHORT_POLICY_SECONDS / 3600, "RESOLUTION": 1000},
-                }
-            ],
-        }
-    ]
-}
+SHORT_POLICY = single_policy(
+    "test-short",
+    first_response_hours=SHORT_POLICY_SECONDS / 3600,
+    resolution_hours=1000,
+    warning_percents=[50],
+)
 
 
 def send(settings: Settings, *events: object) -> None:
@@ -69,7 +44,7 @@ def send(settings: Settings, *events: object) -> None:
 
 
 def on_topic(settings: Settings, topic: str) -> list[object]:
-    return decoded(read_all(settings, [topic]))  # type: ignore[return-value]
+    return decoded(read_topics(settings, [topic]))  # type: ignore[return-value]
 
 
 @pytest.fixture
@@ -93,7 +68,7 @@ def test_alborz_delegated_request_is_referred_to_khaneh_samt_within_a_second(
     records = wait_for(
         lambda: [
             r
-            for r in read_all(settings, [topics.province("IR-30")])
+            for r in read_topics(settings, [topics.province("IR-30")])
             if isinstance(wire.decode(r.value), RequestReferred)
         ],
         30,
@@ -107,7 +82,7 @@ def test_alborz_delegated_request_is_referred_to_khaneh_samt_within_a_second(
     assert referral.rule_id == "IR-30/mou-khaneh-samt"
     assert referral.rules_version == "1404.1"
     assert records[0].headers["event-type"] == b"RequestReferred"
-    intake = read_all(settings, [topics.intake])
+    intake = read_topics(settings, [topics.intake])
     published = next(r for r in intake if r.key == request.request_id.encode())
     latency_ms = records[0].timestamp_ms - published.timestamp_ms
     assert latency_ms < 1000, f"referral took {latency_ms} ms"
@@ -130,7 +105,7 @@ def test_garbage_goes_to_the_dead_letter_topic_and_routing_goes_on(
     send(settings, after)
 
     def three_dead_letters() -> list[Record] | None:
-        records = read_all(settings, [topics.dlq])
+        records = read_topics(settings, [topics.dlq])
         return records if len(records) >= 3 else None
 
     dead = wait_for(three_dead_letters, 90, "three dead letters")
