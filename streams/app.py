@@ -9,12 +9,16 @@ co-partitioned with ``samt124.intake`` and ``samt124.sla``):
 * ``track`` reads ``samt124.sla`` back and records every fact as emitted, so that each one is
   published once per request, clock and cycle also across restarts and rebalances;
 * a timer looks at the requests whose next SLA threshold has come (a heap per worker, rebuilt
-  from the table after every recovery) and publishes what fell due.
+  from the table after every recovery) and publishes what fell due. After a recovery it waits
+  until ``track`` has read ``samt124.sla`` up to where it ended at that moment: facts emitted
+  just before a crash are then known as emitted, rather than emitted a second time.
 
-Each agent takes a batch of messages, hands everything they cause (output and changelog writes)
-to the Kafka client and waits until all of it is delivered (:mod:`streams.delivery`) before the
-batch is acknowledged, so an offset is never committed ahead of its effects: at-least-once, with
-idempotent effects downstream (events keep their ids).
+Both agents check that they see every message of their partitions in order
+(:mod:`streams.sequence`): a worker that finds it was made to skip some restarts from the last
+committed offset rather than go on. Each agent takes a batch of messages, hands everything they
+cause (output and changelog writes) to the Kafka client and waits until all of it is delivered
+(:mod:`streams.delivery`) before the batch is acknowledged, so an offset is never committed
+ahead of its effects: at-least-once, with idempotent effects downstream (events keep their ids).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import faust
+from faust.types import TP
 
 from samt124.calendar import Closure
 from samt124.settings import Settings
@@ -35,6 +40,7 @@ from streams.deadlines import DeadlineQueue
 from streams.delivery import Deliveries, Record
 from streams.lifecycle import RequestState
 from streams.pipeline import Outgoing, Pipeline, Where
+from streams.sequence import Sequence, Skipped, committed_with_retry, restart
 from streams.stream_time import sla_now
 
 log = logging.getLogger("samt124.worker")
@@ -90,6 +96,13 @@ class Worker:
         self.queue = DeadlineQueue()
         self.watermark: datetime | None = None
         self.last_message = 0.0
+        # after a recovery: the end offsets of samt124.sla the timer waits for ``track`` to reach
+        # (None: not waiting; empty: not read yet)
+        self.sla_targets: dict[Any, int] | None = None
+        self.sla_read: dict[int, int] = {}  # partition: the offset after the last fact tracked
+        self.sla_last = 0.0  # when ``track`` last took a fact
+        self.sequence = Sequence()
+        self._admin: Any = None  # a kafka-python admin client, for the committed offsets
         self.counts = {"routed": 0, "dead_letters": 0, "duplicates": 0, "sla_facts": 0}
         self.app = faust.App(
             group_id(settings),
@@ -140,6 +153,7 @@ class Worker:
             out = Deliveries(self._produce)
             async for events in stream.take_events(BATCH, within=BATCH_WAIT):
                 for event in events:
+                    await self._in_sequence(event.message)
                     await self._on_intake(event.message, out)
                 await out.settle()  # before the batch is acknowledged
 
@@ -148,8 +162,17 @@ class Worker:
             out = Deliveries(self._produce)
             async for events in stream.take_events(BATCH, within=BATCH_WAIT):
                 for event in events:
+                    await self._in_sequence(event.message)
                     await self._on_sla(event.message, out)
                 await out.settle()
+
+        @app.on_partitions_revoked.connect  # type: ignore[untyped-decorator]
+        async def revoked(_app: Any, revoked: Any, **_: Any) -> None:
+            self.sequence.forget()
+
+        @app.on_partitions_assigned.connect  # type: ignore[untyped-decorator]
+        async def assigned(_app: Any, assigned: Any, **_: Any) -> None:
+            self.sequence.forget()
 
         @app.timer(interval=TICK_SECONDS)  # type: ignore[untyped-decorator]
         async def tick() -> None:
@@ -166,6 +189,35 @@ class Worker:
             await self._rebuild_queue()
 
     # -- message handlers --------------------------------------------------------------------
+
+    async def _in_sequence(self, message: Any) -> None:
+        """Check that no message of the partition was skipped; restart the worker if one was."""
+        tp = (message.topic, message.partition)
+        if not self.sequence.knows(tp):
+            self.sequence.start(tp, await committed_with_retry(self._committed, tp))
+        try:
+            self.sequence.see(tp, message.offset)
+        except Skipped as skipped:
+            restart(str(skipped))
+
+    async def _committed(self, tp: tuple[str, int]) -> int | None:
+        from kafka import KafkaAdminClient, TopicPartition
+
+        def read() -> int | None:
+            if self._admin is None:
+                self._admin = KafkaAdminClient(**self.settings.kafka_client_options())
+            wanted = TopicPartition(*tp)
+            group = group_id(self.settings)
+            offsets = self._admin.list_group_offsets({group: [wanted]}).get(group, {})
+            meta = offsets.get(wanted)
+            return int(meta.offset) if meta is not None and meta.offset >= 0 else None
+
+        committed = await asyncio.to_thread(read)
+        if committed is None:
+            return None
+        # messages before the log start are gone (retention): the partition starts there
+        (earliest,) = (await self.app.consumer.earliest_offsets(TP(*tp))).values()
+        return max(committed, int(earliest))
 
     def _state(self, request_id: str) -> RequestState | None:
         raw = self.requests.get(request_id)
@@ -238,6 +290,8 @@ class Worker:
             self.queue.schedule(step.state.request_id, self.pipeline.next_due(step.state))
 
     async def _on_sla(self, message: Any, out: Deliveries) -> None:
+        self.sla_read[message.partition] = message.offset + 1
+        self.sla_last = time.monotonic()
         request_id = message.key.decode("utf-8", "replace") if message.key else ""
         step = self.pipeline.on_sla(self._state(request_id), message.value, datetime.now(UTC))
         if step.state is not None:
@@ -256,6 +310,8 @@ class Worker:
     # -- timers ------------------------------------------------------------------------------
 
     async def _tick(self) -> None:
+        if await self._holding():
+            return
         self._adopt_closures()
         wall = datetime.now(UTC)
         caught_up = time.monotonic() - self.last_message > IDLE_SECONDS
@@ -270,6 +326,34 @@ class Worker:
             await self._send(outgoing, out)
             self.queue.schedule(request_id, following)
         await out.settle()
+
+    async def _holding(self) -> bool:
+        """Whether the timer still waits for ``track`` to catch up after a recovery."""
+        if self.sla_targets is None:
+            return False
+        consumer = self.app.consumer
+        try:
+            if not self.sla_targets:
+                owned = [tp for tp in consumer.assignment() if tp.topic == self.topics.sla]
+                self.sla_targets = dict(await consumer.highwaters(*owned)) if owned else {}
+                if not self.sla_targets:
+                    self.sla_targets = None
+                    return False
+            for tp, end in self.sla_targets.items():
+                if self.sla_read.get(tp.partition, -1) >= end:
+                    continue
+                # nothing more to fetch and nothing taken for a while: read up to the end
+                position = await consumer.position(tp)
+                idle = time.monotonic() - self.sla_last > IDLE_SECONDS
+                if position is None or position < end or not idle:
+                    return True
+        except Exception as error:  # the broker may be away: ask again at the next tick
+            log.warning("cannot tell whether the SLA facts were read back yet: %s", error)
+            return True
+        ends = {tp.partition: end for tp, end in self.sla_targets.items()}
+        log.warning("SLA facts read back up to the end offsets %s; timers run", ends)
+        self.sla_targets = None
+        return False
 
     def _adopt_closures(self) -> None:
         known = sum(len(v) for v in self.pipeline.calendar.closures.values())
@@ -289,6 +373,8 @@ class Worker:
 
     async def _rebuild_queue(self) -> None:
         started = time.monotonic()
+        self.sla_targets = {}  # hold the timer until the facts emitted so far are read back
+        self.sla_last = started
         self._adopt_closures()
         self.queue.clear()
         for count, (request_id, raw) in enumerate(list(self.requests.items()), start=1):

@@ -61,11 +61,19 @@ OUTAGE_SECONDS = 30.0
 
 
 @dataclass
+class Watch:
+    """What the fault loop waits for after a fault, without blocking the other faults."""
+
+    ready: Callable[[], bool]
+    then: Callable[[], list[Watch]]  # runs once ready; may ask to watch for something else
+
+
+@dataclass
 class Fault:
     name: str
     at: float  # the fraction of the run's progress (see ``progress``) that triggers it
     progress: Callable[[], float | None]
-    act: Callable[[random.Random], dict[str, float]]
+    act: Callable[[random.Random], list[Watch]]
     done: bool = False
 
 
@@ -95,60 +103,64 @@ class Run:
         except Exception:
             return None
 
-    def _grows(self, measure: Callable[[], int | None], since: int | None, what: str) -> float:
+    def _recovered(self, fault: str, measure: Callable[[], int | None], since: int | None) -> Watch:
+        """Watch for ``measure`` to pass ``since``; record how long that took as recovery_s."""
         started = time.monotonic()
-        wait_until(lambda: (measure() or 0) > (since or 0), 300, what)
-        return time.monotonic() - started
+
+        def record() -> list[Watch]:
+            self.figures[fault]["recovery_s"] = round(time.monotonic() - started, 1)
+            say(f"{fault}: recovered {self.figures[fault]}")
+            return []
+
+        return Watch(lambda: (measure() or 0) > (since or 0), record)
 
     def _pause(self, rng: random.Random) -> float:
         pause = round(rng.uniform(1.0, 4.0), 1)
         time.sleep(pause)
         return pause
 
-    def kill_worker(self, rng: random.Random) -> dict[str, float]:
+    def kill_worker(self, rng: random.Random) -> list[Watch]:
         assert self.worker.popen.poll() is None, "the worker exited by itself:\n" + self.tail()
         before = self.routed()
         self.worker.kill()
         pause = self._pause(rng)
         self.worker = self._start("worker")
-        recovery = self._grows(self.routed, self.routed(), "the restarted worker to route")
-        return {"routed_before": float(before or 0), "pause_s": pause, "recovery_s": recovery}
+        self.figures["worker"].update(routed_before=float(before or 0), pause_s=pause)
+        return [self._recovered("worker", self.routed, self.routed())]
 
-    def kill_sink(self, rng: random.Random) -> dict[str, float]:
+    def kill_sink(self, rng: random.Random) -> list[Watch]:
         assert self.sink.popen.poll() is None, "the sink exited by itself:\n" + self.tail()
         before = self.stored()
         self.sink.kill()
         pause = self._pause(rng)
         self.sink = self._start("sink")
-        recovery = self._grows(self.stored, self.stored(), "the restarted sink to store")
-        return {"stored_before": float(before or 0), "pause_s": pause, "recovery_s": recovery}
+        self.figures["sink"].update(stored_before=float(before or 0), pause_s=pause)
+        return [self._recovered("sink", self.stored, self.stored())]
 
-    def kill_broker(self, rng: random.Random) -> dict[str, float]:
+    def kill_broker(self, rng: random.Random) -> list[Watch]:
         before = self.routed()
         self.own.kafka_kill()
         pause = self._pause(rng)
         restart = self.own.kafka_up()
-        recovery = self._grows(self.routed, before, "routing after the broker restart")
-        return {
-            "routed_before": float(before or 0),
-            "pause_s": pause,
-            "restart_s": restart,
-            "recovery_s": recovery,
-        }
+        self.figures["broker"].update(
+            routed_before=float(before or 0), pause_s=pause, restart_s=round(restart, 1)
+        )
+        return [self._recovered("broker", self.routed, before)]
 
-    def clickhouse_outage(self, rng: random.Random) -> dict[str, float]:
+    def clickhouse_outage(self, rng: random.Random) -> list[Watch]:
         before = self.stored()
         self.own.clickhouse_down()
-        time.sleep(OUTAGE_SECONDS)
-        assert self.sink.popen.poll() is None, "the sink gave up while ClickHouse was away"
-        restart = self.own.clickhouse_up()
-        recovery = self._grows(self.stored, before, "the sink to store after the outage")
-        return {
-            "stored_before": float(before or 0),
-            "outage_s": OUTAGE_SECONDS,
-            "restart_s": restart,
-            "recovery_s": recovery,
-        }
+        back_at = time.monotonic() + OUTAGE_SECONDS
+
+        def back() -> list[Watch]:
+            assert self.sink.popen.poll() is None, "the sink gave up while ClickHouse was away"
+            restart = self.own.clickhouse_up()
+            self.figures["clickhouse"].update(
+                stored_before=float(before or 0), outage_s=OUTAGE_SECONDS, restart_s=restart
+            )
+            return [self._recovered("clickhouse", self.stored, before)]
+
+        return [Watch(lambda: time.monotonic() >= back_at, back)]
 
     def tail(self) -> str:
         texts = []
@@ -234,12 +246,17 @@ def test_every_event_stored_once_through_kills_of_worker_sink_broker_and_clickho
 
 
 def _inject(schedule: list[Fault], run: Run, rng: random.Random, started: float) -> None:
-    deadline = time.monotonic() + 480
-    while not all(f.done for f in schedule):
-        assert time.monotonic() < deadline, "the run never reached its fault points"
+    """Trigger each fault at its point; watch for recoveries meanwhile, so faults can overlap."""
+    deadline = time.monotonic() + 600
+    watches: list[Watch] = []
+    while watches or not all(f.done for f in schedule):
+        assert time.monotonic() < deadline, f"faults or recoveries pending: {run.figures}"
         for name, process in (("worker", run.worker), ("sink", run.sink)):
             code = process.popen.poll()
             assert code is None, f"the {name} exited ({code}) by itself:\n" + run.tail()
+        for watch in [w for w in watches if w.ready()]:
+            watches.remove(watch)
+            watches.extend(watch.then())
         for fault in schedule:
             if fault.done:
                 continue
@@ -247,8 +264,8 @@ def _inject(schedule: list[Fault], run: Run, rng: random.Random, started: float)
             if progress is not None and progress >= fault.at:
                 at = time.monotonic() - started
                 say(f"{fault.name}: fault at {at:.1f} s (progress {progress:.2f})")
-                run.figures[fault.name] = {"at_s": round(at, 1), **fault.act(rng)}
-                say(f"{fault.name}: {run.figures[fault.name]}")
+                run.figures[fault.name] = {"at_s": round(at, 1)}
+                watches.extend(fault.act(rng))
                 fault.done = True
         time.sleep(0.5)
 
