@@ -166,14 +166,6 @@ class Worker:
                     await self._on_sla(event.message, out)
                 await out.settle()
 
-        @app.on_partitions_revoked.connect  # type: ignore[untyped-decorator]
-        async def revoked(_app: Any, revoked: Any, **_: Any) -> None:
-            self.sequence.forget()
-
-        @app.on_partitions_assigned.connect  # type: ignore[untyped-decorator]
-        async def assigned(_app: Any, assigned: Any, **_: Any) -> None:
-            self.sequence.forget()
-
         @app.timer(interval=TICK_SECONDS)  # type: ignore[untyped-decorator]
         async def tick() -> None:
             await self._tick()
@@ -193,10 +185,12 @@ class Worker:
     async def _in_sequence(self, message: Any) -> None:
         """Check that no message of the partition was skipped; restart the worker if one was."""
         tp = (message.topic, message.partition)
-        if not self.sequence.knows(tp):
-            self.sequence.start(tp, await committed_with_retry(self._committed, tp))
+        generation = message.generation_id
+        if not self.sequence.knows(tp, generation):
+            committed = await committed_with_retry(self._committed, tp)
+            self.sequence.start(tp, generation, committed)
         try:
-            self.sequence.see(tp, message.offset)
+            self.sequence.see(tp, generation, message.offset)
         except Skipped as skipped:
             restart(str(skipped))
 
