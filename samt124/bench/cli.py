@@ -29,8 +29,9 @@ MEASUREMENTS = (
     "recovery",
     "sink",
     "sink-restart",
+    "freshness",
 )
-NEEDS_SERVER = {"e2e", "sink", "sink-restart"}
+NEEDS_SERVER = {"e2e", "sink", "sink-restart", "freshness"}
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class Scale:
     sink: int
     sink_restart: int
     e2e_timeout: float
+    freshness: int  # events published one at a time
 
 
 SCALES = {
@@ -61,6 +63,7 @@ SCALES = {
         sink=60_000,
         sink_restart=20_000,
         e2e_timeout=600,
+        freshness=10,
     ),
     "full": Scale(
         perf_records=2_000_000,
@@ -74,6 +77,7 @@ SCALES = {
         sink=500_000,
         sink_restart=1_000_000,
         e2e_timeout=3600,
+        freshness=40,
     ),
 }
 
@@ -174,6 +178,7 @@ class _Run:
             "recovery": self.recovery,
             "sink": self.sink,
             "sink-restart": self.sink_restart,
+            "freshness": self.freshness,
         }
         for name in names:
             started = time.monotonic()
@@ -297,6 +302,13 @@ class _Run:
         from samt124.bench import sink
 
         return [sink.measure_sink(self.base, self.server_url, self.scale.sink, self.work)]
+
+    def freshness(self) -> list[Section]:
+        from samt124.bench import freshness
+
+        return [
+            freshness.measure_freshness(self.base, self.server_url, self.scale.freshness, self.work)
+        ]
 
     def sink_restart(self) -> list[Section]:
         from samt124.bench import sink

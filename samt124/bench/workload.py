@@ -45,6 +45,16 @@ def warm_up() -> Event:
     raise RuntimeError("the simulator produced no submission")
 
 
+def submissions(count: int) -> list[Event]:
+    """``count`` submissions of distinct requests, a day before the workload."""
+    found = [
+        _shifted(e) for e in events(50 * count, seed=SEED + 2) if isinstance(e, RequestSubmitted)
+    ]
+    if len(found) < count:
+        raise RuntimeError(f"the simulator produced {len(found)} submissions, not {count}")
+    return found[:count]
+
+
 def _shifted(event: Event) -> Event:
     from samt124.events import replace
 
