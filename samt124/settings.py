@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     # The local services started by `samt124 local up`
     local_kafka_port: int = 9092
     local_controller_port: int = 9093
+    # a SASL_PLAINTEXT listener (mechanism PLAIN) for trying secured clients locally; its one
+    # user is kafka_sasl_username / kafka_sasl_password
+    local_kafka_sasl_port: int | None = None
     local_clickhouse_port: int = 9000
     local_clickhouse_http_port: int = 8123
     kafka_version: str = "4.1.1"

@@ -103,11 +103,44 @@ def _write_config(settings: Settings, directory: Path) -> Path:
         .replace("@CONTROLLER_PORT@", str(settings.local_controller_port))
         .replace("@DATA@", str(data))
         .replace("@PARTITIONS@", str(settings.partitions))
+        + _sasl_listener(settings)
     )
     (directory / "log4j2.properties").write_text(
         _template("log4j2.properties").replace("@LOGS@", str(directory / "logs"))
     )
     return properties
+
+
+def _sasl_listener(settings: Settings) -> str:
+    """Broker settings for the optional SASL_PLAINTEXT listener (PLAIN, one user)."""
+    port = settings.local_kafka_sasl_port
+    if port is None:
+        return ""
+    user = settings.kafka_sasl_username
+    secret = settings.kafka_sasl_password
+    if not user or secret is None:
+        raise LocalServiceError(
+            "a local SASL listener needs SAMT124_KAFKA_SASL_USERNAME and"
+            " SAMT124_KAFKA_SASL_PASSWORD"
+        )
+    password = secret.get_secret_value()
+    for value in (user, password):
+        if '"' in value or "\\" in value or not value.isprintable():
+            raise LocalServiceError("the SASL user name and password must be plain printable text")
+    base = settings.local_kafka_port
+    return (
+        f"\n# SASL/PLAIN listener (local_kafka_sasl_port)\n"
+        f"listeners=PLAINTEXT://127.0.0.1:{base},"
+        f"CONTROLLER://127.0.0.1:{settings.local_controller_port},"
+        f"SASL_PLAINTEXT://127.0.0.1:{port}\n"
+        f"advertised.listeners=PLAINTEXT://127.0.0.1:{base},SASL_PLAINTEXT://127.0.0.1:{port}\n"
+        "listener.security.protocol.map="
+        "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT\n"
+        "sasl.enabled.mechanisms=PLAIN\n"
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config="
+        "org.apache.kafka.common.security.plain.PlainLoginModule required"
+        f' user_{user}="{password}";\n'
+    )
 
 
 def _format_once(libs: Path, directory: Path, properties: Path) -> None:
