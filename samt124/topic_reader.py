@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from samt124.settings import Settings
 
@@ -29,7 +30,7 @@ def read_topics(settings: Settings, topics: Sequence[str], timeout: float = 600.
 
     Topics that do not exist read as empty. Raises :class:`ReadTimeout` rather than return part.
     """
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(
         **settings.kafka_client_options(),
@@ -38,13 +39,7 @@ def read_topics(settings: Settings, topics: Sequence[str], timeout: float = 600.
         fetch_max_bytes=64 * 1024 * 1024,
     )
     try:
-        available = consumer.topics()
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            if topic in available
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        partitions = _partitions(consumer, topics)
         if not partitions:
             return []
         consumer.assign(partitions)
@@ -78,17 +73,24 @@ def read_topics(settings: Settings, topics: Sequence[str], timeout: float = 600.
 
 def count_records(settings: Settings, topics: Sequence[str], timeout_ms: int = 30_000) -> int:
     """How many records ``topics`` hold together (the sum of their log-end offsets)."""
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(**settings.kafka_client_options(), request_timeout_ms=timeout_ms)
     try:
-        available = consumer.topics()
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            if topic in available
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        partitions = _partitions(consumer, topics)
         return sum(consumer.end_offsets(partitions).values()) if partitions else 0
     finally:
         consumer.close()
+
+
+def _partitions(consumer: Any, topics: Sequence[str]) -> list[Any]:
+    """Every partition of those ``topics`` that exist."""
+    from kafka import TopicPartition
+
+    available = consumer.topics()
+    return [
+        TopicPartition(topic, p)
+        for topic in topics
+        if topic in available
+        for p in sorted(consumer.partitions_for_topic(topic) or ())
+    ]
