@@ -129,8 +129,6 @@ class Worker:
             web_port=web_port or 6066,
             web_bind="127.0.0.1",
         )
-        # changelog writes wait in Faust's producer buffer: let a whole batch's fit
-        self.app.producer.buffer.max_messages = 4 * BATCH
         self._define()
 
     def _define(self) -> None:

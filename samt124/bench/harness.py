@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from samt124 import waiting
 from samt124.settings import Settings, child_environment
 
 REPO = Path(__file__).resolve().parents[2]
@@ -193,13 +194,7 @@ def log_times(text: str, marker: str) -> list[float]:
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(every)
-    raise BenchError(f"timed out after {timeout:.0f} s waiting for {what}")
+    return waiting.wait_until(condition, timeout, what, every, error=BenchError)
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -211,30 +206,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def topics_ready(settings: Settings, extra: tuple[str, ...] = ()) -> None:
     """Create samt124's topics (and ``extra`` ones) and wait until every partition has a leader."""
-    from kafka import KafkaConsumer
-    from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import TopicAlreadyExistsError
+    from samt124.kafka_admin import ensure_topics
 
-    from samt124.kafka_admin import ensure_topics, topic_names
-
-    ensure_topics(settings)
-    if extra:
-        admin = KafkaAdminClient(**settings.kafka_client_options())
-        try:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics(
-                    [NewTopic(t, settings.partitions, settings.replication_factor) for t in extra]
-                )
-        finally:
-            admin.close()
-    consumer = KafkaConsumer(**settings.kafka_client_options())
-    try:
-        for topic in (*topic_names(settings), *extra):
-
-            def known(name: str = topic) -> bool:
-                return len(consumer.partitions_for_topic(name) or ()) == settings.partitions
-
-            wait_until(known, 60, f"the partitions of {topic}")
-    finally:
-        consumer.close()
+    ensure_topics(settings, extra)
     time.sleep(0.5)

@@ -22,6 +22,7 @@ from typing import Any
 
 from consumers.clickhouse.engine import opened
 from consumers.clickhouse.migrations import migrate
+from samt124 import waiting
 from samt124.events import Event
 from samt124.local import clickhouse, kafka
 from samt124.provinces import PROVINCES
@@ -235,15 +236,10 @@ def rows(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(Exception):
-            result = condition()
-            if result:
-                return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
+    """Like the integration tier's ``wait_for``, with a service away counting as "not yet"."""
+    return waiting.wait_until(
+        condition, timeout, what, every, error=AssertionError, tolerate=(Exception,)
+    )
 
 
 @contextlib.contextmanager

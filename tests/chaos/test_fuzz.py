@@ -9,23 +9,19 @@ that still make a valid event, keep routing (a valid sentinel arrives) and never
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from samt124 import wire
 from samt124.events import Event
-from samt124.kafka_admin import ensure_topics
 from samt124.settings import Settings
 from samt124.topic_reader import read_topics
 from samt124.topics import Topics
 from streams.pipeline import Pipeline, Where
 from tests.chaos.harness import province_topics, wait_until
-from tests.integration.pipeline import Process, start, submission
+from tests.integration.pipeline import Process, submission
 
 WHERE = Where("fuzz.intake", 0, 0)
 
@@ -92,14 +88,6 @@ def test_on_intake_never_raises_and_dead_letters_or_routes(
 
 
 # -- against a running worker ------------------------------------------------------------------
-
-
-@pytest.fixture
-def worker(settings: Settings, tmp_path: Path) -> Iterator[Process]:
-    ensure_topics(settings)
-    process = start(settings, "worker", log=tmp_path / "worker.log")
-    yield process
-    process.stop()
 
 
 def produce(

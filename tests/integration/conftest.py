@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from samt124.kafka_admin import ensure_topics
 from samt124.local import clickhouse, kafka
 from samt124.settings import Settings, parse_clickhouse_url
+from tests.integration.pipeline import Process, start
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_PORTS = {
@@ -104,3 +106,12 @@ def settings(services: Services, tmp_path: Path) -> Settings:
         topic_namespace=unique("t"),
         partitions=4,
     )
+
+
+@pytest.fixture
+def worker(settings: Settings, tmp_path: Path) -> Iterator[Process]:
+    """``samt124 worker`` on this test's topics (created first), stopped after the test."""
+    ensure_topics(settings)
+    process = start(settings, "worker", log=tmp_path / "worker.log")
+    yield process
+    process.stop()

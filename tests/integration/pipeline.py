@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from kafka import KafkaProducer
 from samt124.events import Event, Requester, RequestSubmitted
 from samt124.settings import Settings, child_environment
 from samt124.topic_reader import Record
+from samt124.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -76,13 +76,7 @@ def produce_raw(settings: Settings, topic: str, messages: list[tuple[bytes | Non
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    return wait_until(condition, timeout, what, every, error=AssertionError)
 
 
 def submission(

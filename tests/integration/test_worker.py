@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-
-import pytest
 
 from samt124 import wire
 from samt124.calendar import always_open
@@ -45,14 +42,6 @@ def send(settings: Settings, *events: object) -> None:
 
 def on_topic(settings: Settings, topic: str) -> list[object]:
     return decoded(read_topics(settings, [topic]))  # type: ignore[return-value]
-
-
-@pytest.fixture
-def worker(settings: Settings, tmp_path: Path) -> Iterator[Process]:
-    ensure_topics(settings)
-    process = start(settings, "worker", log=tmp_path / "worker.log")
-    yield process
-    process.stop()
 
 
 def test_alborz_delegated_request_is_referred_to_khaneh_samt_within_a_second(
