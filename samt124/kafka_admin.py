@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 
 from samt124.provinces import PROVINCES
 from samt124.settings import Settings
@@ -19,15 +20,21 @@ def topic_names(settings: Settings) -> list[str]:
     ]
 
 
-def ensure_topics(settings: Settings) -> list[str]:
-    """Create whichever of samt124's topics are missing; return the names created."""
+def ensure_topics(
+    settings: Settings, extra: Sequence[str] = (), timeout: float = 60.0
+) -> list[str]:
+    """Create whichever of samt124's topics (and ``extra`` ones) are missing; return those.
+
+    Returns once the broker's metadata shows every partition of the created topics: a consumer
+    started right after (Faust ignores topics it cannot find at start) then finds them.
+    """
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
     admin = KafkaAdminClient(**settings.kafka_client_options(), client_id="samt124-admin")
     try:
         existing = set(admin.list_topics())
-        wanted = [name for name in topic_names(settings) if name not in existing]
+        wanted = [name for name in (*topic_names(settings), *extra) if name not in existing]
         if wanted:
             # created meanwhile by another process: what we wanted
             with contextlib.suppress(TopicAlreadyExistsError):
@@ -37,6 +44,26 @@ def ensure_topics(settings: Settings) -> list[str]:
                         for name in wanted
                     ]
                 )
+        if wanted:
+            _wait_for_metadata(settings, wanted, timeout)
         return wanted
     finally:
         admin.close()
+
+
+def _wait_for_metadata(settings: Settings, topics: Sequence[str], timeout: float) -> None:
+    from kafka import KafkaConsumer
+
+    from samt124.waiting import wait_until
+
+    consumer = KafkaConsumer(**settings.kafka_client_options())
+    try:
+        for topic in topics:
+
+            def known(name: str = topic) -> bool:
+                consumer.topics()  # refresh the metadata
+                return len(consumer.partitions_for_topic(name) or ()) >= settings.partitions
+
+            wait_until(known, timeout, f"the partitions of {topic} in the broker's metadata")
+    finally:
+        consumer.close()
