@@ -20,6 +20,7 @@ from typing import Any
 
 from consumers import lag_format
 from consumers.lag import GroupReport, LagReader, Monitor
+from samt124 import kafka_trouble
 from samt124.settings import Settings
 
 DEFAULT_WINDOW = 10.0
@@ -95,7 +96,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 return _watch(args, settings, monitor)
             return _once(args, settings, monitor)
     except KafkaError as error:
-        print(f"samt124 lag: cannot read Kafka at {settings.bootstrap}: {error}", file=sys.stderr)
+        reason = kafka_trouble.explain(error)
+        print(f"samt124 lag: cannot read Kafka at {settings.bootstrap}: {reason}", file=sys.stderr)
         return UNHEALTHY
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import signal
 import threading
 import time
@@ -44,6 +43,7 @@ from consumers.rows import (
     is_sla,
     sla_row,
 )
+from samt124.provinces import PROVINCES
 from samt124.settings import Settings
 from samt124.topics import Topics
 from samt124.wire import DecodeError, decode
@@ -86,9 +86,14 @@ class SinkStats:
     started: float = field(default_factory=time.monotonic)
 
 
-def topic_pattern(topics: Topics) -> str:
-    """The subscription: every provincial topic and the SLA topic of the namespace."""
-    return f"^{re.escape(topics.province_prefix)}.+$|^{re.escape(topics.sla)}$"
+def subscription(topics: Topics) -> list[str]:
+    """Every provincial topic and the SLA topic of the namespace, by name.
+
+    Names rather than a pattern: a pattern makes the client match it against every topic of the
+    cluster at each metadata refresh, and on a cluster with thousands of topics kafka-python
+    then rejoined the group after every refresh, without end.
+    """
+    return [*(topics.province(code) for code in sorted(PROVINCES)), topics.sla]
 
 
 def batch_token(messages: Sequence[Message]) -> str:
@@ -186,11 +191,10 @@ class Sink:
             group_id=group_id(self.settings),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            metadata_max_age_ms=10_000,  # notice new provincial topics within seconds
             max_poll_records=self.max_batch,
             **self.settings.kafka_client_options(),
         )
-        consumer.subscribe(pattern=topic_pattern(self.topics))
+        consumer.subscribe(subscription(self.topics))
         return consumer
 
     def run(self, until_idle: float | None = None) -> SinkStats:

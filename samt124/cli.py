@@ -13,6 +13,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from kafka.errors import KafkaError
+
+from samt124 import kafka_trouble
 from samt124 import settings as settings_module
 from samt124.local.process import LocalServiceError
 from samt124.settings import Settings
@@ -46,6 +49,8 @@ def cmd_local_up(args: argparse.Namespace, settings: Settings) -> int:
         if settings.uses_local_kafka:
             state = kafka.up(settings)
             print(f"kafka       running  pid {state.pid}  bootstrap {state.bootstrap}")
+            for listener in state.secured:
+                print(f"            also {listener}")
         else:
             print(f"kafka       external {settings.bootstrap} (SAMT124_KAFKA_BOOTSTRAP)")
     if "clickhouse" in services:
@@ -137,11 +142,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    kafka_trouble.watch()
+    if not args.verbose:
+        for output in logging.getLogger().handlers:
+            output.addFilter(kafka_trouble.without_tracebacks)
     handler: Handler = args.handler
+    settings = _settings(args)
     try:
-        return handler(args, _settings(args))
+        return handler(args, settings)
     except LocalServiceError as error:
         print(f"samt124: {error}", file=sys.stderr)
+        return 2
+    except KafkaError as error:
+        reason = kafka_trouble.explain(error)
+        print(f"samt124 {args.command}: Kafka at {settings.bootstrap}: {reason}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

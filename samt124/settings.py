@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     # a SASL_PLAINTEXT listener (mechanism PLAIN) for trying secured clients locally; its one
     # user is kafka_sasl_username / kafka_sasl_password
     local_kafka_sasl_port: int | None = None
+    # a TLS listener asking clients for a certificate (mutual TLS); `local up` makes a private
+    # authority, a broker and a client certificate in <home>/kafka/tls
+    local_kafka_ssl_port: int | None = None
     local_clickhouse_port: int = 9000
     local_clickhouse_http_port: int = 8123
     kafka_version: str = "4.1.1"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from samt124.local import tls
 from samt124.local.process import Daemon, LocalServiceError, file_lock, require_tool
 from samt124.settings import Settings
 
@@ -32,6 +33,21 @@ class KafkaStatus:
     pid: int | None
     bootstrap: str
     data: Path
+    secured: tuple[str, ...] = ()  # the optional listeners, for people
+
+
+def secured_listeners(settings: Settings) -> tuple[str, ...]:
+    """The optional SASL and TLS listeners of the local broker, described for people."""
+    found: list[str] = []
+    if settings.local_kafka_sasl_port is not None:
+        found.append(f"SASL_PLAINTEXT 127.0.0.1:{settings.local_kafka_sasl_port} (PLAIN)")
+    if settings.local_kafka_ssl_port is not None:
+        where = tls.files(_daemon(settings).directory / "tls")
+        found.append(
+            f"SSL 127.0.0.1:{settings.local_kafka_ssl_port} (CA {where.ca},"
+            f" client certificate {where.client_cert}, key {where.client_key})"
+        )
+    return tuple(found)
 
 
 def _template(name: str) -> str:
@@ -103,7 +119,7 @@ def _write_config(settings: Settings, directory: Path) -> Path:
         .replace("@CONTROLLER_PORT@", str(settings.local_controller_port))
         .replace("@DATA@", str(data))
         .replace("@PARTITIONS@", str(settings.partitions))
-        + _sasl_listener(settings)
+        + _listeners(settings, directory)
     )
     (directory / "log4j2.properties").write_text(
         _template("log4j2.properties").replace("@LOGS@", str(directory / "logs"))
@@ -111,11 +127,37 @@ def _write_config(settings: Settings, directory: Path) -> Path:
     return properties
 
 
-def _sasl_listener(settings: Settings) -> str:
-    """Broker settings for the optional SASL_PLAINTEXT listener (PLAIN, one user)."""
-    port = settings.local_kafka_sasl_port
-    if port is None:
+def _listeners(settings: Settings, directory: Path) -> str:
+    """Broker settings for the optional SASL_PLAINTEXT and SSL listeners beside PLAINTEXT."""
+    extra: list[tuple[str, int]] = []  # (listener name = security protocol, port)
+    lines: list[str] = []
+    if settings.local_kafka_sasl_port is not None:
+        extra.append(("SASL_PLAINTEXT", settings.local_kafka_sasl_port))
+        lines += _sasl_settings(settings)
+    if settings.local_kafka_ssl_port is not None:
+        extra.append(("SSL", settings.local_kafka_ssl_port))
+        lines += _ssl_settings(tls.ensure(directory / "tls"))
+    if not extra:
         return ""
+    base = settings.local_kafka_port
+    own = [f"{name}://127.0.0.1:{port}" for name, port in extra]
+    controller = f"CONTROLLER://127.0.0.1:{settings.local_controller_port}"
+    protocols = ",".join(f"{name}:{name}" for name, _ in extra)
+    return "\n".join(
+        [
+            "",
+            "# optional listeners (local_kafka_sasl_port, local_kafka_ssl_port)",
+            f"listeners={','.join([f'PLAINTEXT://127.0.0.1:{base}', controller, *own])}",
+            f"advertised.listeners={','.join([f'PLAINTEXT://127.0.0.1:{base}', *own])}",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT," + protocols,
+            *lines,
+            "",
+        ]
+    )
+
+
+def _sasl_settings(settings: Settings) -> list[str]:
+    """SASL/PLAIN with one user: kafka_sasl_username / kafka_sasl_password."""
     user = settings.kafka_sasl_username
     secret = settings.kafka_sasl_password
     if not user or secret is None:
@@ -127,20 +169,23 @@ def _sasl_listener(settings: Settings) -> str:
     for value in (user, password):
         if '"' in value or "\\" in value or not value.isprintable():
             raise LocalServiceError("the SASL user name and password must be plain printable text")
-    base = settings.local_kafka_port
-    return (
-        f"\n# SASL/PLAIN listener (local_kafka_sasl_port)\n"
-        f"listeners=PLAINTEXT://127.0.0.1:{base},"
-        f"CONTROLLER://127.0.0.1:{settings.local_controller_port},"
-        f"SASL_PLAINTEXT://127.0.0.1:{port}\n"
-        f"advertised.listeners=PLAINTEXT://127.0.0.1:{base},SASL_PLAINTEXT://127.0.0.1:{port}\n"
-        "listener.security.protocol.map="
-        "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT\n"
-        "sasl.enabled.mechanisms=PLAIN\n"
+    return [
+        "sasl.enabled.mechanisms=PLAIN",
         "listener.name.sasl_plaintext.plain.sasl.jaas.config="
         "org.apache.kafka.common.security.plain.PlainLoginModule required"
-        f' user_{user}="{password}";\n'
-    )
+        f' user_{user}="{password}";',
+    ]
+
+
+def _ssl_settings(files: tls.TlsFiles) -> list[str]:
+    """TLS with PEM files; every client must show a certificate from the local authority."""
+    return [
+        "listener.name.ssl.ssl.keystore.type=PEM",
+        f"listener.name.ssl.ssl.keystore.location={files.broker}",
+        "listener.name.ssl.ssl.truststore.type=PEM",
+        f"listener.name.ssl.ssl.truststore.location={files.ca}",
+        "listener.name.ssl.ssl.client.auth=required",
+    ]
 
 
 def _format_once(libs: Path, directory: Path, properties: Path) -> None:
@@ -233,4 +278,5 @@ def status(settings: Settings) -> KafkaStatus:
         pid=daemon.pid(),
         bootstrap=settings.bootstrap,
         data=daemon.directory / "data",
+        secured=secured_listeners(settings),
     )

@@ -1,0 +1,70 @@
+"""Why a Kafka client could not connect, in words: the last connection error the client logged.
+
+kafka-python reports a refused TLS handshake or SASL login only in its log and then gives up with
+"Unable to bootstrap"; :func:`explain` puts the logged cause and a hint beside that error.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+# "<connection>: Connection lost: KafkaConnectionError: [SSL: ...] ... (backoff 10.2 secs)"
+CAUSE = re.compile(r"(?:Error|Exception): (?P<cause>.+?)(?: \(backoff [^)]*\))?$")
+HINTS = (
+    (
+        ("CERTIFICATE", "CERTIFICATE_VERIFY_FAILED", "HANDSHAKE"),
+        "a TLS certificate was refused or could not be verified: check SAMT124_KAFKA_SSL_CAFILE,"
+        " and SAMT124_KAFKA_SSL_CERTFILE / SAMT124_KAFKA_SSL_KEYFILE when the broker asks for a"
+        " client certificate",
+    ),
+    (
+        ("SASL", "AUTHENTICATION"),
+        "the broker refused the login: check SAMT124_KAFKA_SASL_MECHANISM,"
+        " SAMT124_KAFKA_SASL_USERNAME and SAMT124_KAFKA_SASL_PASSWORD",
+    ),
+)
+
+
+class _LastTrouble(logging.Handler):
+    """Remembers the latest warning or error a Kafka client logged about a connection."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.last: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if any(word in text.upper() for words, _ in HINTS for word in words):
+            self.last = text
+
+
+_trouble = _LastTrouble()
+
+
+def watch() -> None:
+    """Start remembering connection trouble (once per process)."""
+    logger = logging.getLogger("kafka")
+    if _trouble not in logger.handlers:
+        logger.addHandler(_trouble)
+
+
+def explain(error: BaseException) -> str:
+    """``error``, with the connection trouble logged before it and a hint when one fits."""
+    name = type(error).__name__
+    text = str(error) if str(error).startswith(name) else f"{name}: {error}"
+    last = _trouble.last
+    if last is None:
+        return text
+    found = CAUSE.search(last)
+    cause = found.group("cause") if found else last
+    hints = [hint for words, hint in HINTS if any(word in last.upper() for word in words)]
+    return f"{text}; the connection failed with: {cause}" + (f" ({hints[0]})" if hints else "")
+
+
+def without_tracebacks(record: logging.LogRecord) -> bool:
+    """A logging filter: a Kafka client's connection errors as one line, no traceback."""
+    if record.name.split(".", 1)[0] in ("kafka", "aiokafka") and record.exc_info:
+        record.exc_info = None
+        record.exc_text = None
+    return True

@@ -1,0 +1,56 @@
+"""Connection trouble a Kafka client only logs, said beside the error the command reports."""
+
+from __future__ import annotations
+
+import logging
+
+from kafka.errors import KafkaConnectionError, KafkaTimeoutError
+
+from samt124 import kafka_trouble
+
+
+def test_a_refused_certificate_is_named_with_a_hint() -> None:
+    kafka_trouble.watch()
+    logging.getLogger("kafka.net.manager").warning(
+        "Bootstrap connection to bootstrap-0 failed: KafkaConnectionError: [SSL:"
+        " SSLV3_ALERT_BAD_CERTIFICATE] sslv3 alert bad certificate (_ssl.c:2580) (backoff 3 secs)"
+    )
+    said = kafka_trouble.explain(KafkaTimeoutError("Unable to bootstrap"))
+    assert said.startswith("KafkaTimeoutError: Unable to bootstrap; the connection failed with:")
+    assert "[SSL: SSLV3_ALERT_BAD_CERTIFICATE] sslv3 alert bad certificate (_ssl.c:2580) (" in said
+    assert "backoff" not in said
+    assert "SAMT124_KAFKA_SSL_CERTFILE" in said
+
+
+def test_a_refused_login_gets_the_sasl_hint() -> None:
+    kafka_trouble.watch()
+    logging.getLogger("kafka.conn").error(
+        "<BrokerConnection>: Connection lost: SaslAuthenticationFailedError: Authentication"
+        " failed: Invalid username or password"
+    )
+    said = kafka_trouble.explain(KafkaConnectionError())
+    assert "Invalid username or password" in said
+    assert "SAMT124_KAFKA_SASL_PASSWORD" in said
+
+
+def test_client_tracebacks_are_dropped_but_not_the_message() -> None:
+    error = OSError("connection reset")
+    record = logging.LogRecord(
+        "kafka.net.transport",
+        logging.ERROR,
+        __file__,
+        1,
+        "closing socket",
+        (),
+        record_info(error),
+    )
+    assert kafka_trouble.without_tracebacks(record)
+    assert record.exc_info is None
+    assert record.getMessage() == "closing socket"
+    ours = logging.LogRecord("samt124", logging.ERROR, __file__, 1, "x", (), record_info(error))
+    kafka_trouble.without_tracebacks(ours)
+    assert ours.exc_info is not None
+
+
+def record_info(error: BaseException) -> tuple[type[BaseException], BaseException, None]:
+    return (type(error), error, None)
