@@ -25,6 +25,7 @@ MEASUREMENTS = (
     "passthrough",
     "publisher",
     "e2e",
+    "worker",
     "latency",
     "recovery",
     "sink",
@@ -48,6 +49,7 @@ class Scale:
     sink_restart: int
     e2e_timeout: float
     freshness: int  # events published one at a time
+    worker: int  # events preloaded for the worker alone
 
 
 SCALES = {
@@ -64,6 +66,7 @@ SCALES = {
         sink_restart=20_000,
         e2e_timeout=600,
         freshness=10,
+        worker=20_000,
     ),
     "full": Scale(
         perf_records=2_000_000,
@@ -78,6 +81,7 @@ SCALES = {
         sink_restart=1_000_000,
         e2e_timeout=3600,
         freshness=40,
+        worker=100_000,
     ),
 }
 
@@ -174,6 +178,7 @@ class _Run:
             "passthrough": self.passthrough,
             "publisher": self.publisher,
             "e2e": self.e2e,
+            "worker": self.worker,
             "latency": self.latency,
             "recovery": self.recovery,
             "sink": self.sink,
@@ -253,6 +258,13 @@ class _Run:
             self.figures.get("producer_perf"),
         )
         return [section]
+
+    def worker(self) -> list[Section]:
+        from samt124.bench import worker_cost
+        from samt124.local import kafka
+
+        broker = kafka.status(self.base).pid
+        return [worker_cost.measure(self.base, self.scale.worker, self.work, broker)]
 
     def publisher(self) -> list[Section]:
         from samt124.bench import throughput

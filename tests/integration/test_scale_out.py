@@ -1,0 +1,70 @@
+"""A second worker joins while the first is routing: the group rebalances and nothing is lost.
+
+A rebalance is where the consumer under Faust has been seen to skip prefetched messages; the
+worker's guard (:mod:`streams.sequence`) then restarts it from the committed offset, after
+leaving the group so the restart does not wait for the session timeout. Whichever of those
+happens in a given run, every intake event must reach its province topic, and every request
+opened must get its referral.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from producers.publisher import Publisher
+from producers.simulator import simulate
+from samt124.events import Event, LetterRegistered, RequestReferred, RequestSubmitted
+from samt124.kafka_admin import ensure_topics
+from samt124.provinces import PROVINCES
+from samt124.settings import Settings
+from samt124.topic_reader import count_records, read_topics
+from samt124.topics import Topics
+from tests.integration.pipeline import decoded, start, wait_for
+
+pytestmark = pytest.mark.integration
+EVENTS = 20_000
+
+
+def test_a_worker_joining_mid_stream_loses_nothing(settings: Settings, tmp_path: Path) -> None:
+    ensure_topics(settings)
+    events = list(simulate(7, EVENTS, datetime(2024, 10, 1, tzinfo=UTC)))
+    opened = {e.request_id for e in events if isinstance(e, RequestSubmitted | LetterRegistered)}
+    with Publisher(settings) as publisher:
+        for first in range(0, len(events), 5_000):
+            publisher.publish_many(events[first : first + 5_000])
+    topics = Topics(settings.topic_namespace)
+    provinces = [topics.province(code) for code in sorted(PROVINCES)]
+
+    one = start(
+        settings.model_copy(update={"home": tmp_path / "a"}), "worker", log=tmp_path / "a.log"
+    )
+    two = None
+    try:
+        wait_for(lambda: count_records(settings, provinces) >= 3_000, 120, "the first routing")
+        two = start(
+            settings.model_copy(update={"home": tmp_path / "b"}), "worker", log=tmp_path / "b.log"
+        )
+        wait_for(
+            lambda: count_records(settings, provinces) >= EVENTS + len(opened),
+            300,
+            "every event and referral on the province topics",
+        )
+        wanted = {e.event_id for e in events}
+
+        def all_routed() -> list[Event] | None:
+            routed = decoded(read_topics(settings, provinces))
+            return routed if wanted <= {e.event_id for e in routed} else None
+
+        routed = wait_for(all_routed, 120, "every intake event on its province topic", every=3)
+        assert one.popen.poll() is None, one.output()[-3000:]
+        assert two.popen.poll() is None, two.output()[-3000:]
+    finally:
+        one.stop()
+        if two is not None:
+            two.stop()
+
+    referred = {e.request_id for e in routed if isinstance(e, RequestReferred)}
+    assert referred == opened
