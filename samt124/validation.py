@@ -63,8 +63,19 @@ class ValidationFailed(Exception):
         self.errors = errors
 
 
-def _fields(cls: type[Any]) -> tuple[tuple[str, Any, bool], ...]:
-    """(name, type, optional) for each field of an event or nested record class."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Field:
+    """What the checks need of a field, worked out once per class rather than per value."""
+
+    name: str
+    hint: Any  # the type, without ``| None``
+    optional: bool
+    symbols: tuple[str, ...] | None  # the allowed values of a Literal
+    nested: bool  # a record of its own (checked field by field)
+
+
+def _fields(cls: type[Any]) -> tuple[_Field, ...]:
+    """The fields of an event or nested record class."""
     hints = get_type_hints(cls)
     out = []
     for field in dataclasses.fields(cls):
@@ -73,11 +84,13 @@ def _fields(cls: type[Any]) -> tuple[tuple[str, Any, bool], ...]:
         optional = get_origin(hint) in (Union, types.UnionType) and type(None) in args
         if optional:
             hint = next(arg for arg in args if arg is not type(None))
-        out.append((field.name, hint, optional))
+        symbols = get_args(hint) if get_origin(hint) is Literal else None
+        nested = dataclasses.is_dataclass(hint)
+        out.append(_Field(field.name, hint, optional, symbols, nested))
     return tuple(out)
 
 
-_FIELDS: dict[type[Any], tuple[tuple[str, Any, bool], ...]] = {
+_FIELDS: dict[type[Any], tuple[_Field, ...]] = {
     cls: _fields(cls) for cls in (*EVENT_TYPES.values(), Requester)
 }
 
@@ -98,22 +111,22 @@ def _check_closure(event: OfficeClosureAnnounced) -> list[FieldError]:
 
 def _check_record(record: object, prefix: str, now: datetime) -> list[FieldError]:
     errors: list[FieldError] = []
-    for name, hint, optional in _FIELDS[type(record)]:
-        value = getattr(record, name)
-        if value is None and optional:
+    for field in _FIELDS[type(record)]:
+        value = getattr(record, field.name)
+        if value is None and field.optional:
             continue
-        message = _check_value(name, hint, value, now)
+        message = _check_value(field, value, now)
         if message is not None:
-            errors.append(FieldError(prefix + name, message))
-        elif dataclasses.is_dataclass(hint):
-            errors.extend(_check_record(value, f"{prefix}{name}.", now))
+            errors.append(FieldError(prefix + field.name, message))
+        elif field.nested:
+            errors.extend(_check_record(value, f"{prefix}{field.name}.", now))
     return errors
 
 
-def _check_value(name: str, hint: Any, value: object, now: datetime) -> str | None:
-    if get_origin(hint) is Literal:
-        symbols = get_args(hint)
-        return None if value in symbols else f"must be one of {', '.join(symbols)}"
+def _check_value(field: _Field, value: object, now: datetime) -> str | None:
+    name, hint = field.name, field.hint
+    if field.symbols is not None:
+        return None if value in field.symbols else f"must be one of {', '.join(field.symbols)}"
     wrong_type = not isinstance(value, hint) or isinstance(value, bool)
     if wrong_type or (hint is date and isinstance(value, datetime)):
         return f"must be {hint.__name__}, got {type(value).__name__}"

@@ -4,8 +4,8 @@ Two agents share one changelog-backed table of request states (keyed by ``reques
 co-partitioned with ``samt124.intake`` and ``samt124.sla``):
 
 * ``route`` reads ``samt124.intake``; each message goes through :class:`Pipeline` and its output
-  (the event to its province, the derived referral and SLA facts, or a dead letter) is produced
-  before the new state is written, so that a replay after a crash repeats the output;
+  (the event to its province, the derived referral and SLA facts, or a dead letter) is delivered
+  before the new state is written, so that a replay after a crash repeats what did not arrive;
 * ``track`` reads ``samt124.sla`` back and records every fact as emitted, so that each one is
   published once per request, clock and cycle also across restarts and rebalances;
 * a timer looks at the requests whose next SLA threshold has come (a heap per worker, rebuilt
@@ -245,10 +245,10 @@ class Worker:
         for o in outgoing:
             await out.send(Record(o.topic, o.key, o.value, headers=tuple(o.headers)))
 
-    async def _write(
-        self, table: Any, key: str, value: Any, partition: int, out: Deliveries
-    ) -> None:
-        """Write a table entry: in memory, and to its changelog partition through ``out``."""
+    @staticmethod
+    def _write(table: Any, key: str, value: Any, partition: int, out: Deliveries) -> None:
+        """Write a table entry: in memory now, to its changelog partition once what the batch
+        published is delivered (:meth:`Deliveries.after`; one write per key and batch)."""
         table.data[key] = value
         topic = table.changelog_topic
 
@@ -256,13 +256,14 @@ class Worker:
             raw, _ = topic.prepare_value(table.data.get(key), table.value_serializer)
             return raw  # type: ignore[no-any-return]
 
-        raw_key, _ = topic.prepare_key(key, table.key_serializer)
-        await out.send(
-            Record(topic.get_topic_name(), raw_key, current(), partition, refresh=current)
-        )
+        def record() -> Record:
+            raw_key, _ = topic.prepare_key(key, table.key_serializer)
+            return Record(topic.get_topic_name(), raw_key, current(), partition, refresh=current)
 
-    async def _put(self, state: RequestState, partition: int, out: Deliveries) -> None:
-        await self._write(self.requests, state.request_id, state.to_json(), partition, out)
+        out.after((topic.get_topic_name(), key), record)
+
+    def _put(self, state: RequestState, partition: int, out: Deliveries) -> None:
+        self._write(self.requests, state.request_id, state.to_json(), partition, out)
 
     async def _on_intake(self, message: Any, out: Deliveries) -> None:
         self.last_message = time.monotonic()
@@ -289,7 +290,7 @@ class Worker:
             )
             return
         if step.closure is not None:
-            await self._record_closure(step.closure, message.partition, out)
+            self._record_closure(step.closure, message.partition, out)
         if step.event is not None and (
             self.watermark is None or step.event.occurred_at > self.watermark
         ):
@@ -298,7 +299,7 @@ class Worker:
             self.counts["duplicates"] += 1
         if step.state is not None and not step.duplicate:
             self.counts["routed"] += 1
-            await self._put(step.state, message.partition, out)
+            self._put(step.state, message.partition, out)
             self.queue.schedule(step.state.request_id, self.pipeline.next_due(step.state))
 
     async def _on_sla(self, message: Any, out: Deliveries) -> None:
@@ -307,17 +308,17 @@ class Worker:
         request_id = message.key.decode("utf-8", "replace") if message.key else ""
         step = self.pipeline.on_sla(self._state(request_id), message.value, datetime.now(UTC))
         if step.state is not None:
-            await self._put(step.state, message.partition, out)
+            self._put(step.state, message.partition, out)
             self.queue.schedule(request_id, self.pipeline.next_due(step.state))
 
-    async def _record_closure(self, closure: Closure, partition: int, out: Deliveries) -> None:
+    def _record_closure(self, closure: Closure, partition: int, out: Deliveries) -> None:
         key = f"{closure.province}:{closure.first_day}:{closure.last_day}"
         value = {
             "province": closure.province,
             "first_day": closure.first_day.isoformat(),
             "last_day": closure.last_day.isoformat(),
         }
-        await self._write(self.closures, key, value, partition, out)
+        self._write(self.closures, key, value, partition, out)
 
     # -- timers ------------------------------------------------------------------------------
 

@@ -75,3 +75,33 @@ def test_a_changelog_write_is_sent_again_with_the_current_value() -> None:
 
     asyncio.run(run())
     assert [r.value for r in broker.sent] == [b"old", b"new"]
+
+
+def test_records_after_are_sent_once_the_earlier_ones_are_delivered() -> None:
+    broker = Broker(failures=1)
+    table = {"r1": b"first"}
+    seen_when_sent: list[list[str]] = []
+
+    def state() -> Record:
+        seen_when_sent.append([r.topic for r in broker.sent])
+        return Record("changelog", b"r1", table["r1"], 0)
+
+    async def run() -> None:
+        out = Deliveries(broker.send)
+        await out.send(Record("province", b"r1", b"event"))
+        out.after("r1", state)
+        table["r1"] = b"second"
+        out.after("r1", state)  # the same key again in the batch: one write, made when sent
+        assert len(out) == 2
+        await out.settle()
+        assert len(out) == 0
+
+    asyncio.run(run())
+    # the province copy failed once and was sent again before the state went out at all
+    assert seen_when_sent == [["province", "province"]]
+    assert [(r.topic, r.value) for r in broker.sent] == [
+        ("province", b"event"),
+        ("province", b"event"),
+        ("changelog", b"second"),
+        ("changelog", b"second"),  # its own first attempt failed too: sent again
+    ]
