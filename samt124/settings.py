@@ -68,6 +68,12 @@ class Settings(BaseSettings):
         default="samt124", description="Topic name prefix: <namespace>.intake, .province.<code>..."
     )
     partitions: int = Field(default=4, ge=1, description="Partitions for topics samt124 creates.")
+    worker_id: str | None = Field(
+        default=None,
+        description="The worker's static member id in its consumer group; unset: the host name"
+        " and the home directory. A restarted worker with the same id gets its partitions back"
+        " without a rebalance; two running workers must never share one.",
+    )
     replication_factor: int = Field(default=1, ge=1)
 
     # Versioned rule files (defaults: the ones samt124 ships)

@@ -24,7 +24,9 @@ ahead of its effects: at-least-once, with idempotent effects downstream (events 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import socket
 import ssl
 import time
 from datetime import UTC, date, datetime
@@ -53,6 +55,14 @@ LEAVE_SECONDS = 5.0
 
 def group_id(settings: Settings) -> str:
     return f"{settings.topic_namespace}-worker"
+
+
+def instance_id(settings: Settings) -> str:
+    """The worker's static member id: ``SAMT124_WORKER_ID``, else host name and home directory."""
+    if settings.worker_id:
+        return settings.worker_id
+    home = hashlib.sha256(str(settings.home.resolve()).encode()).hexdigest()[:12]
+    return f"{socket.gethostname()}-{home}"
 
 
 def _credentials(settings: Settings) -> Any:
@@ -121,6 +131,10 @@ class Worker:
             broker_commit_interval=1.0,
             # a replacement for a crashed worker gets its partitions after this long
             broker_session_timeout=30.0,
+            # static membership: a worker that restarts (after a crash, or to re-read what the
+            # consumer skipped) gets its partitions back at once and the others keep theirs,
+            # instead of a rebalance of the whole group
+            consumer_group_instance_id=instance_id(settings),
             broker_heartbeat_interval=3.0,
             broker_commit_every=10_000,
             stream_wait_empty=False,
