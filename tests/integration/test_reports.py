@@ -440,29 +440,42 @@ def test_month_labels_can_show_the_gregorian_dates(engine: Engine) -> None:
 
 def test_backlog(engine: Engine, events: list[Event]) -> None:
     requests = fold(events)
+    cal = calendar(events)
     last_due: dict[str, datetime] = {}
     for event in sorted(events, key=lambda e: e.occurred_at):
         if isinstance(event, SlaBreached):
             last_due[event.request_id] = event.due_at
-    expected: dict[tuple[str, str], tuple[int, int, float]] = {}
+    expected: dict[tuple[str, str], tuple[int, int, float, float, float, float]] = {}
     for key in {(r.province, r.body_id) for r in requests.values() if is_open(r)}:
         open_ids = [i for i, r in requests.items() if is_open(r) and (r.province, r.body_id) == key]
-        overdue = [
-            (AS_OF - last_due[i]).total_seconds() // 1 / 3600 for i in open_ids if i in last_due
-        ]
-        expected[key] = (len(open_ids), len(overdue), round(max(overdue), 1) if overdue else 0.0)
-    got = {
-        (row["province"], row["body_id"]): (
-            row["open_requests"],
-            row["breached"],
-            row["max_overdue_hours"],
+        due = [last_due[i].replace(microsecond=0) for i in open_ids if i in last_due]
+        clock = [(AS_OF - d).total_seconds() / 3600 for d in due]
+        working = [cal.working_seconds_between(key[0], d, AS_OF) / 3600 for d in due]
+        expected[key] = (
+            len(open_ids),
+            len(due),
+            max(clock, default=0.0),
+            sum(clock) / len(clock) if clock else 0.0,
+            max(working, default=0.0),
+            sum(working) / len(working) if working else 0.0,
         )
-        for row in table(engine, "backlog")
-    }
+    columns = (
+        "open_requests",
+        "breached",
+        "max_overdue_hours",
+        "mean_overdue_hours",
+        "max_overdue_working_hours",
+        "mean_overdue_working_hours",
+    )
+    got = {(row["province"], row["body_id"]): row for row in table(engine, "backlog")}
     assert got.keys() == expected.keys()
-    for key, (count, breached, worst) in expected.items():
-        assert got[key][:2] == (count, breached)
-        assert got[key][2] == pytest.approx(worst, abs=0.051)
+    for key, figures in expected.items():
+        assert (got[key]["open_requests"], got[key]["breached"]) == figures[:2]
+        for column, value in zip(columns[2:], figures[2:], strict=True):
+            assert got[key][column] == pytest.approx(value, abs=0.051), (key, column)
+    # working time is not clock time: nights, Fridays and holidays do not count
+    worst = [(r["max_overdue_working_hours"], r["max_overdue_hours"]) for r in got.values()]
+    assert any(float(str(work)) < float(str(clock)) for work, clock in worst)
 
 
 def test_rereferral(engine: Engine, events: list[Event]) -> None:
