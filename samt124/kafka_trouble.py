@@ -1,7 +1,9 @@
 """Why a Kafka client could not connect, in words: the last connection error the client logged.
 
 kafka-python reports a refused TLS handshake or SASL login only in its log and then gives up with
-"Unable to bootstrap"; :func:`explain` puts the logged cause and a hint beside that error.
+"Unable to bootstrap"; :func:`explain` puts the logged cause and a hint beside that error. A
+broker that refuses a SASL/PLAIN login may simply close the connection: a connection lost right
+after a login was sent gets the login hint too.
 """
 
 from __future__ import annotations
@@ -27,16 +29,19 @@ HINTS = (
 
 
 class _LastTrouble(logging.Handler):
-    """Remembers the latest warning or error a Kafka client logged about a connection."""
+    """Remembers the latest connection error a Kafka client logged, and whether it logged in."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.last: str | None = None
+        self.logged_in = False  # a SASL login was sent (kafka-python warns about PLAIN)
 
     def emit(self, record: logging.LogRecord) -> None:
         text = record.getMessage()
-        if any(word in text.upper() for words, _ in HINTS for word in words):
-            self.last = text
+        if ".sasl" in record.name:
+            self.logged_in = True
+        elif "CONNECTION" in text.upper() and CAUSE.search(text):
+            self.last = text  # not the client's final "Unable to bootstrap": the cause before it
 
 
 _trouble = _LastTrouble()
@@ -59,6 +64,8 @@ def explain(error: BaseException) -> str:
     found = CAUSE.search(last)
     cause = found.group("cause") if found else last
     hints = [hint for words, hint in HINTS if any(word in last.upper() for word in words)]
+    if not hints and _trouble.logged_in:
+        hints = [HINTS[1][1].replace("refused the login", "closed the connection after the login")]
     return f"{text}; the connection failed with: {cause}" + (f" ({hints[0]})" if hints else "")
 
 

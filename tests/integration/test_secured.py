@@ -118,15 +118,19 @@ def test_publish_route_and_lag_through_a_secured_listener(
     assert "SSLError" not in output, output[-3000:]
 
 
-def _lag(settings: Settings, group: str) -> dict[str, object] | None:
-    result = subprocess.run(
-        [sys.executable, "-m", "samt124.cli", "lag", "--group", group, "--json"],
+def _samt124_lag(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "samt124.cli", "lag", "--json", *args],
         env=env_for(settings),
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def _lag(settings: Settings, group: str) -> dict[str, object] | None:
+    result = _samt124_lag(settings, "--group", group)
     try:
         groups = json.loads(result.stdout)["groups"]
     except (json.JSONDecodeError, KeyError):
@@ -135,38 +139,28 @@ def _lag(settings: Settings, group: str) -> dict[str, object] | None:
     return found[0] if found else None
 
 
-@pytest.mark.integration
-def test_a_wrong_password_is_refused_with_a_clear_error(broker: Settings) -> None:
-    wrong = through_sasl(broker).model_copy(
+def wrong_password(broker: Settings) -> Settings:
+    return through_sasl(broker).model_copy(
         update={"kafka_sasl_password": SecretStr("not-the-password")}
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "samt124.cli", "lag", "--json"],
-        env=env_for(wrong),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+
+
+def no_certificate(broker: Settings) -> Settings:
+    return through_tls(broker).model_copy(
+        update={"kafka_ssl_certfile": None, "kafka_ssl_keyfile": None}
     )
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr, result.stderr[-2000:]
-    assert "auth" in (result.stdout + result.stderr).lower(), result.stderr[-2000:]
 
 
 @pytest.mark.integration
-def test_a_client_without_a_certificate_is_refused_with_a_clear_error(broker: Settings) -> None:
-    anonymous = through_tls(broker).model_copy(
-        update={"kafka_ssl_certfile": None, "kafka_ssl_keyfile": None}
-    )
-    result = subprocess.run(
-        [sys.executable, "-m", "samt124.cli", "lag", "--json"],
-        env=env_for(anonymous),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+@pytest.mark.parametrize(
+    ("client", "said"),
+    [(wrong_password, "auth"), (no_certificate, "samt124_kafka_ssl_certfile")],
+    ids=["sasl-wrong-password", "tls-no-client-certificate"],
+)
+def test_a_client_that_cannot_authenticate_is_refused_with_a_clear_error(
+    broker: Settings, client: Callable[[Settings], Settings], said: str
+) -> None:
+    result = _samt124_lag(client(broker))
     assert result.returncode != 0
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
-    said = (result.stdout + result.stderr).lower()
-    assert "ssl" in said or "tls" in said or "certificate" in said, result.stderr[-2000:]
+    assert said in (result.stdout + result.stderr).lower(), result.stderr[-2000:]

@@ -33,6 +33,19 @@ def test_a_refused_login_gets_the_sasl_hint() -> None:
     assert "SAMT124_KAFKA_SASL_PASSWORD" in said
 
 
+def test_a_connection_closed_after_a_plain_login_gets_the_login_hint() -> None:
+    kafka_trouble.watch()
+    logging.getLogger("kafka.net.sasl.plain").warning("Sending username and password in the clear")
+    logging.getLogger("kafka.net.connection").error(
+        "<KafkaConnection node_id=bootstrap-0>: Connection lost: KafkaConnectionError: socket"
+        " disconnected"
+    )
+    said = kafka_trouble.explain(KafkaTimeoutError("Unable to bootstrap"))
+    assert "the connection failed with: socket disconnected" in said
+    assert "closed the connection after the login" in said
+    assert "SAMT124_KAFKA_SASL_PASSWORD" in said
+
+
 def test_client_tracebacks_are_dropped_but_not_the_message() -> None:
     error = OSError("connection reset")
     record = logging.LogRecord(
