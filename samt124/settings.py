@@ -96,8 +96,8 @@ class Settings(BaseSettings):
     # The local services started by `samt124 local up`
     local_kafka_port: int = 9092
     local_controller_port: int = 9093
-    # a SASL_PLAINTEXT listener (mechanism PLAIN) for trying secured clients locally; its one
-    # user is kafka_sasl_username / kafka_sasl_password
+    # a SASL_PLAINTEXT listener (PLAIN, SCRAM-SHA-256/512) for trying secured clients locally;
+    # its one user is kafka_sasl_username / kafka_sasl_password
     local_kafka_sasl_port: int | None = None
     # a TLS listener asking clients for a certificate (mutual TLS); `local up` makes a private
     # authority, a broker and a client certificate in <home>/kafka/tls

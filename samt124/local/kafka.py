@@ -20,6 +20,7 @@ from samt124.local.process import Daemon, LocalServiceError, file_lock, require_
 from samt124.settings import Settings
 
 LOG4J_VERSION = "2.25.3"
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
 NO_JAVA = (
     "samt124 runs its local Kafka broker with Java 17 and fetches it with Maven. "
     "Install them (Debian: apt-get install openjdk-17-jre-headless maven), or point samt124 "
@@ -40,7 +41,10 @@ def secured_listeners(settings: Settings) -> tuple[str, ...]:
     """The optional SASL and TLS listeners of the local broker, described for people."""
     found: list[str] = []
     if settings.local_kafka_sasl_port is not None:
-        found.append(f"SASL_PLAINTEXT 127.0.0.1:{settings.local_kafka_sasl_port} (PLAIN)")
+        found.append(
+            f"SASL_PLAINTEXT 127.0.0.1:{settings.local_kafka_sasl_port}"
+            " (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"
+        )
     if settings.local_kafka_ssl_port is not None:
         where = tls.files(_daemon(settings).directory / "tls")
         found.append(
@@ -157,7 +161,8 @@ def _listeners(settings: Settings, directory: Path) -> str:
 
 
 def _sasl_settings(settings: Settings) -> list[str]:
-    """SASL/PLAIN with one user: kafka_sasl_username / kafka_sasl_password."""
+    """SASL with one user, kafka_sasl_username / kafka_sasl_password: PLAIN, and SCRAM once
+    :func:`_scram_users` gave the user its credentials."""
     user = settings.kafka_sasl_username
     secret = settings.kafka_sasl_password
     if not user or secret is None:
@@ -169,12 +174,40 @@ def _sasl_settings(settings: Settings) -> list[str]:
     for value in (user, password):
         if '"' in value or "\\" in value or not value.isprintable():
             raise LocalServiceError("the SASL user name and password must be plain printable text")
+    scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
     return [
-        "sasl.enabled.mechanisms=PLAIN",
+        f"sasl.enabled.mechanisms=PLAIN,{','.join(SCRAM_MECHANISMS)}",
         "listener.name.sasl_plaintext.plain.sasl.jaas.config="
         "org.apache.kafka.common.security.plain.PlainLoginModule required"
         f' user_{user}="{password}";',
+        *(
+            f"listener.name.sasl_plaintext.{name.lower()}.sasl.jaas.config={scram}"
+            for name in SCRAM_MECHANISMS
+        ),
     ]
+
+
+def _scram_users(settings: Settings) -> None:
+    """Give the SASL user its SCRAM credentials (stored by the broker; set again at each start)."""
+    from kafka.admin import KafkaAdminClient, UserScramCredentialUpsertion
+
+    if settings.local_kafka_sasl_port is None or not settings.kafka_sasl_username:
+        return
+    secret = settings.kafka_sasl_password
+    password = secret.get_secret_value() if secret is not None else ""
+    user = settings.kafka_sasl_username
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    failed: dict[str, str] = {}
+    try:
+        for name in SCRAM_MECHANISMS:  # one request each: the broker takes one change per user
+            upsert = UserScramCredentialUpsertion(user, name, password)
+            error = admin.alter_user_scram_credentials([upsert]).get(user)
+            if error:
+                failed[name] = str(error)
+    finally:
+        admin.close()
+    if failed:
+        raise LocalServiceError(f"the broker refused the SCRAM credentials: {failed}")
 
 
 def _ssl_settings(files: tls.TlsFiles) -> list[str]:
@@ -263,6 +296,7 @@ def up(settings: Settings, timeout: float = 120.0) -> KafkaStatus:
                 )
             )
         daemon.wait_ready(lambda: answers(settings.bootstrap), timeout, process)
+        _scram_users(settings)
     return status(settings)
 
 

@@ -1,5 +1,5 @@
-"""samt124 against a secured broker: publish, route and read lag through SASL/PLAIN and through
-mutual TLS, and a clear refusal for a client that cannot authenticate.
+"""samt124 against a secured broker: publish, route and read lag through SASL (PLAIN and SCRAM)
+and through mutual TLS, and a clear refusal for a client that cannot authenticate.
 
 The broker is samt124's own local one, on ports of its own, with both optional listeners:
 SASL_PLAINTEXT (``local_kafka_sasl_port``) and SSL asking for a client certificate
@@ -65,6 +65,13 @@ def through_sasl(broker: Settings) -> Settings:
     )
 
 
+def through_scram(broker: Settings) -> Settings:
+    """The same listener and user, logging in with SCRAM-SHA-512 instead of PLAIN."""
+    return through_sasl(broker).model_copy(
+        update={"topic_namespace": "scram", "kafka_sasl_mechanism": "SCRAM-SHA-512"}
+    )
+
+
 def through_tls(broker: Settings) -> Settings:
     files = tls.files(broker.home / "kafka" / "tls")
     return broker.model_copy(
@@ -82,7 +89,9 @@ def through_tls(broker: Settings) -> Settings:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("through", [through_sasl, through_tls], ids=["sasl", "tls"])
+@pytest.mark.parametrize(
+    "through", [through_sasl, through_scram, through_tls], ids=["sasl-plain", "sasl-scram", "tls"]
+)
 def test_publish_route_and_lag_through_a_secured_listener(
     broker: Settings, through: Callable[[Settings], Settings], tmp_path: Path
 ) -> None:
