@@ -117,7 +117,12 @@ def up(settings: Settings, timeout: float = 60.0) -> ClickHouseStatus:
             server = install()
             config = _write_config(settings, daemon.directory)
             process = daemon.start([server, f"--config-file={config}"])
-        daemon.wait_ready(lambda: answers(settings.local_clickhouse_port), timeout, process)
+        try:
+            daemon.wait_ready(lambda: answers(settings.local_clickhouse_port), timeout, process)
+        except BaseException:
+            if process is not None:  # started here and not answering: leave nothing running
+                daemon.stop()
+            raise
     return status(settings)
 
 

@@ -295,8 +295,13 @@ def up(settings: Settings, timeout: float = 120.0) -> KafkaStatus:
                     log4j=daemon.directory / "log4j2.properties",
                 )
             )
-        daemon.wait_ready(lambda: answers(settings.bootstrap), timeout, process)
-        _scram_users(settings)
+        try:
+            daemon.wait_ready(lambda: answers(settings.bootstrap), timeout, process)
+            _scram_users(settings)
+        except BaseException:
+            if process is not None:  # started here and not usable: leave nothing running
+                daemon.stop(timeout=60.0)
+            raise
     return status(settings)
 
 

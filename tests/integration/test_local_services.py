@@ -82,6 +82,25 @@ def test_up_down_up_reuses_data_and_leaves_no_process(tmp_path: Path) -> None:
     assert processes_under(home) == []
 
 
+@pytest.mark.usefixtures("services")
+def test_a_start_that_fails_after_launching_leaves_no_process(tmp_path: Path) -> None:
+    from samt124.local import kafka
+    from samt124.local.process import LocalServiceError
+    from samt124.settings import Settings
+
+    home = tmp_path / "home"
+    settings = Settings(
+        home=home,
+        cache=REPO / ".samt124" / "cache",
+        local_kafka_port=free_port(),
+        local_controller_port=free_port(),
+    )
+    with pytest.raises(LocalServiceError, match="did not answer within"):
+        kafka.up(settings, timeout=0.01)  # launched, but not given the time to answer
+    assert processes_under(home) == []
+    assert not kafka.status(settings).running
+
+
 def test_missing_java_is_a_clear_message_not_a_traceback(tmp_path: Path) -> None:
     env = {
         "PATH": "/nonexistent",
