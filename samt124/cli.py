@@ -13,8 +13,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from kafka.errors import KafkaError
-
 from samt124 import kafka_trouble
 from samt124 import settings as settings_module
 from samt124.local.process import LocalServiceError
@@ -153,7 +151,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LocalServiceError as error:
         print(f"samt124: {error}", file=sys.stderr)
         return 2
-    except KafkaError as error:
+    except Exception as error:
+        from kafka.errors import KafkaError  # here, not at start-up: most commands never need it
+
+        if not isinstance(error, KafkaError):
+            raise
         reason = kafka_trouble.explain(error)
         print(f"samt124 {args.command}: Kafka at {settings.bootstrap}: {reason}", file=sys.stderr)
         return 2
