@@ -43,7 +43,6 @@ from consumers.rows import (
     is_sla,
     sla_row,
 )
-from samt124.provinces import PROVINCES
 from samt124.settings import Settings
 from samt124.topics import Topics
 from samt124.wire import DecodeError, decode
@@ -93,7 +92,7 @@ def subscription(topics: Topics) -> list[str]:
     cluster at each metadata refresh, and on a cluster with thousands of topics kafka-python
     then rejoined the group after every refresh, without end.
     """
-    return [*(topics.province(code) for code in sorted(PROVINCES)), topics.sla]
+    return [*topics.provinces(), topics.sla]
 
 
 def batch_token(messages: Sequence[Message]) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 
-from samt124.provinces import PROVINCES
 from samt124.settings import Settings
 from samt124.topics import Topics
 
@@ -16,7 +15,7 @@ def topic_names(settings: Settings) -> list[str]:
         topics.intake,
         topics.sla,
         topics.dlq,
-        *(topics.province(code) for code in sorted(PROVINCES)),
+        *topics.provinces(),
     ]
 
 

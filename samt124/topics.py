@@ -29,5 +29,11 @@ class Topics:
         """``samt124.province.IR-30`` for Alborz."""
         return f"{self.province_prefix}{code}"
 
+    def provinces(self) -> list[str]:
+        """The topics of all 31 provinces, in code order."""
+        from samt124.provinces import PROVINCES
+
+        return [self.province(code) for code in sorted(PROVINCES)]
+
     def is_province(self, topic: str) -> bool:
         return topic.startswith(self.province_prefix)

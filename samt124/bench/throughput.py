@@ -13,7 +13,6 @@ from samt124 import wire
 from samt124.bench import harness, profile, workload
 from samt124.bench.results import Section
 from samt124.events import SLA_EVENT_TYPES, Event, LetterRegistered, RequestSubmitted
-from samt124.provinces import PROVINCES
 from samt124.settings import Settings
 from samt124.topic_reader import count_records, read_topics
 from samt124.topics import Topics
@@ -39,8 +38,7 @@ def publish(settings: Settings, events: tuple[Event, ...]) -> float:
 
 
 def province_topics(settings: Settings) -> list[str]:
-    topics = Topics(settings.topic_namespace)
-    return [topics.province(code) for code in sorted(PROVINCES)]
+    return Topics(settings.topic_namespace).provinces()
 
 
 # -- 6. publisher -----------------------------------------------------------------------------

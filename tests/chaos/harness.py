@@ -25,7 +25,6 @@ from consumers.clickhouse.migrations import migrate
 from samt124 import waiting
 from samt124.events import Event
 from samt124.local import clickhouse, kafka
-from samt124.provinces import PROVINCES
 from samt124.settings import Settings, parse_clickhouse_url
 from samt124.topic_reader import count_records
 from samt124.topics import Topics
@@ -210,8 +209,7 @@ class Publishing:
 
 
 def province_topics(settings: Settings) -> list[str]:
-    topics = Topics(settings.topic_namespace)
-    return [topics.province(code) for code in sorted(PROVINCES)]
+    return Topics(settings.topic_namespace).provinces()
 
 
 def end_offsets(settings: Settings, topics: Sequence[str]) -> int | None:
