@@ -13,6 +13,10 @@ import re
 
 # "<connection>: Connection lost: KafkaConnectionError: [SSL: ...] ... (backoff 10.2 secs)"
 CAUSE = re.compile(r"(?:Error|Exception): (?P<cause>.+?)(?: \(backoff [^)]*\))?$")
+SASL_SETTINGS = (
+    "check SAMT124_KAFKA_SASL_MECHANISM, SAMT124_KAFKA_SASL_USERNAME"
+    " and SAMT124_KAFKA_SASL_PASSWORD"
+)
 HINTS = (
     (
         ("CERTIFICATE", "CERTIFICATE_VERIFY_FAILED", "HANDSHAKE"),
@@ -20,12 +24,9 @@ HINTS = (
         " and SAMT124_KAFKA_SSL_CERTFILE / SAMT124_KAFKA_SSL_KEYFILE when the broker asks for a"
         " client certificate",
     ),
-    (
-        ("SASL", "AUTHENTICATION"),
-        "the broker refused the login: check SAMT124_KAFKA_SASL_MECHANISM,"
-        " SAMT124_KAFKA_SASL_USERNAME and SAMT124_KAFKA_SASL_PASSWORD",
-    ),
+    (("SASL", "AUTHENTICATION"), f"the broker refused the login: {SASL_SETTINGS}"),
 )
+CLOSED_AFTER_LOGIN = f"the broker closed the connection after the login: {SASL_SETTINGS}"
 
 
 class _LastTrouble(logging.Handler):
@@ -65,7 +66,7 @@ def explain(error: BaseException) -> str:
     cause = found.group("cause") if found else last
     hints = [hint for words, hint in HINTS if any(word in last.upper() for word in words)]
     if not hints and _trouble.logged_in:
-        hints = [HINTS[1][1].replace("refused the login", "closed the connection after the login")]
+        hints = [CLOSED_AFTER_LOGIN]
     return f"{text}; the connection failed with: {cause}" + (f" ({hints[0]})" if hints else "")
 
 
