@@ -50,7 +50,6 @@ TICK_SECONDS = 0.2
 BATCH = 500  # messages an agent takes at once (acknowledged only after they are processed)
 BATCH_WAIT = 0.05  # seconds an agent waits for a batch to fill
 IDLE_SECONDS = 2.0
-LEAVE_SECONDS = 5.0
 
 
 def group_id(settings: Settings) -> str:
@@ -205,26 +204,7 @@ class Worker:
         try:
             self.sequence.see(tp, generation, message.offset)
         except Skipped as skipped:
-            restart(str(skipped), self._leave_group)
-
-    def _leave_group(self) -> None:
-        """Best effort: this member leaves its group, committing nothing (before a restart).
-
-        Faust has no call for that, so it goes to the coordinator of the consumer under Faust,
-        on that consumer's own thread; the main loop is blocked meanwhile, so no commit runs.
-        """
-        try:
-            thread = self.app.consumer._thread
-            coordinator = thread._consumer._coordinator
-            asyncio.run_coroutine_threadsafe(
-                coordinator._maybe_leave_group(), thread.thread_loop
-            ).result(timeout=LEAVE_SECONDS)
-        except Exception as error:
-            log.warning(
-                "did not leave the group before the restart (%s): the fresh worker"
-                " gets partitions after the session timeout",
-                error,
-            )
+            restart(str(skipped))
 
     async def _committed(self, tp: tuple[str, int]) -> int | None:
         from kafka import KafkaAdminClient, TopicPartition

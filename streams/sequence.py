@@ -80,15 +80,13 @@ async def committed_with_retry(committed: Committed, tp: TopicPartition) -> int 
             await asyncio.sleep(RETRY_SECONDS)
 
 
-def restart(reason: str, leave: Callable[[], None] | None = None) -> None:
+def restart(reason: str) -> None:
     """Replace this process with a fresh worker: it resumes from the committed offsets.
 
-    ``leave`` first takes this member out of its group without committing anything, so that the
-    fresh worker is given partitions at once rather than after the session timeout.
+    The worker is a static member of its group, so the fresh process gets the same partitions
+    back without a rebalance of the other workers.
     """
     log.error("%s; restarting the worker to read them from the last committed offset", reason)
-    if leave is not None:
-        leave()
     for handler in logging.getLogger().handlers:
         handler.flush()
     sys.stdout.flush()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.sequence import Sequence, Skipped, restart
+from streams.sequence import Sequence, Skipped
 
 TP = ("samt124.intake", 0)
 
@@ -56,18 +56,3 @@ def test_a_new_generation_starts_again_from_its_committed_offset() -> None:
     other = ("samt124.intake", 1)
     sequence.start(other, 2, 7)
     sequence.see(other, 2, 7)
-
-
-def test_a_restart_leaves_the_group_before_it_replaces_the_process(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    steps: list[str] = []
-
-    def execv(path: str, argv: list[str]) -> None:
-        steps.append("execv")
-        raise SystemExit(0)  # the real one never returns
-
-    monkeypatch.setattr("streams.sequence.os.execv", execv)
-    with pytest.raises(SystemExit):
-        restart("offsets 3..4 were never handed", lambda: steps.append("leave"))
-    assert steps == ["leave", "execv"]
