@@ -483,9 +483,7 @@ def backlog(engine: Engine, params: ReportParams) -> Table:
         due_us = [due * 1_000_000 for due in dues if due > 0]
         clock = [max(0, as_of_us - due) / US_PER_HOUR for due in due_us]
         working = [
-            calendar.working_us_between(province, due, as_of_us) / US_PER_HOUR
-            if due < as_of_us
-            else 0.0
+            max(0, calendar.working_us_between(province, due, as_of_us)) / US_PER_HOUR
             for due in due_us
         ]
         rows.append(
