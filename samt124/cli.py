@@ -54,6 +54,8 @@ def cmd_local_up(args: argparse.Namespace, settings: Settings) -> int:
     if "clickhouse" in services:
         server = clickhouse.up(settings)
         print(f"clickhouse  running  pid {server.pid}  {server.url}")
+        if server.secure_url:
+            print(f"            also {server.secure_url}")
     print(f"analytics   {settings.clickhouse.describe()}")
     return 0
 
@@ -82,6 +84,8 @@ def cmd_local_status(args: argparse.Namespace, settings: Settings) -> int:
     server = clickhouse.status(settings)
     where = f"pid {server.pid}  {server.url}" if server.running else "-"
     print(f"clickhouse  {'running' if server.running else 'stopped':8} {where}")
+    if server.running and server.secure_url:
+        print(f"            also {server.secure_url}")
     print(f"analytics   {settings.clickhouse.describe()}")
     return 0
 

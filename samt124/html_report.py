@@ -147,7 +147,8 @@ class Headline:
     on_time: int
     open: int
     breached_open: int
-    max_overdue_hours: float | None
+    max_overdue_hours: float | None  # on the clock
+    max_overdue_working_hours: float | None  # in the province's working time
     duration_unit: str
 
     @property
@@ -250,12 +251,12 @@ def body_rows(data: ReportData) -> list[BodyRow]:
 
 def headline(data: ReportData) -> Headline:
     rows = province_rows(data)
-    overdue = [
-        number
-        for record in data.report("backlog").records()
-        if (number := _float(record.get("max_overdue_hours"))) is not None
-        and _int(record.get("breached")) > 0
-    ]
+    late = [r for r in data.report("backlog").records() if _int(r.get("breached")) > 0]
+
+    def most(column: str) -> float | None:
+        found = [n for r in late if (n := _float(r.get(column))) is not None]
+        return max(found) if found else None
+
     p50_column, _ = _resolution_columns(data.report("durations"))
     return Headline(
         requests=sum(row.requests for row in rows),
@@ -263,7 +264,8 @@ def headline(data: ReportData) -> Headline:
         on_time=sum(row.on_time for row in rows),
         open=sum(row.open for row in rows),
         breached_open=sum(row.breached_open for row in rows),
-        max_overdue_hours=max(overdue) if overdue else None,
+        max_overdue_hours=most("max_overdue_hours"),
+        max_overdue_working_hours=most("max_overdue_working_hours"),
         duration_unit=unit_of(p50_column),
     )
 
@@ -363,7 +365,8 @@ def headline_text(data: ReportData, html_path: str | None = None) -> str:
         "",
         "Backlog",
         f"  {figures.open:,} open requests, {figures.breached_open:,} past their resolution "
-        f"deadline (most overdue: {_number(figures.max_overdue_hours)} h)",
+        f"deadline (most overdue: {_number(figures.max_overdue_working_hours)} working hours,"
+        f" {_number(figures.max_overdue_hours)} h on the clock)",
     ]
     bodies = body_rows(data)[:5]
     if bodies:

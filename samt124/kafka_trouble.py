@@ -70,9 +70,13 @@ def explain(error: BaseException) -> str:
     return f"{text}; the connection failed with: {cause}" + (f" ({hints[0]})" if hints else "")
 
 
+CLIENT_LOGGERS = ("kafka", "aiokafka", "clickhouse_driver")
+
+
 def without_tracebacks(record: logging.LogRecord) -> bool:
-    """A logging filter: a Kafka client's connection errors as one line, no traceback."""
-    if record.name.split(".", 1)[0] in ("kafka", "aiokafka") and record.exc_info:
+    """A logging filter: a Kafka or ClickHouse client's connection errors as one line, no
+    traceback (the error that ends the command says what failed)."""
+    if record.name.split(".", 1)[0] in CLIENT_LOGGERS and record.exc_info:
         record.exc_info = None
         record.exc_text = None
     return True

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,12 +31,27 @@ class ClickHouseTarget(BaseModel):
     user: str = "default"
     password: SecretStr = SecretStr("")
     database: str = "samt124"
-    secure: bool = False
+    secure: bool = False  # TLS (clickhouses://)
+    verify: bool = True  # check the server's certificate and host name
+    ca_certs: Path | None = None  # the authority that signed it; unset: the system's
+    certfile: Path | None = None  # a client certificate, for servers that ask for one
+    keyfile: Path | None = None
 
     def describe(self) -> str:
         if self.engine == "chdb":
             return f"chdb (embedded) at {self.path} database {self.database}"
-        return f"clickhouse://{self.user}@{self.host}:{self.port}/{self.database}"
+        scheme = "clickhouses" if self.secure else "clickhouse"
+        return f"{scheme}://{self.user}@{self.host}:{self.port}/{self.database}"
+
+    def tls_options(self) -> dict[str, Any]:
+        """TLS options in clickhouse-driver's vocabulary (none for plain connections)."""
+        if not self.secure:
+            return {}
+        options: dict[str, Any] = {"secure": True, "verify": self.verify}
+        for name in ("ca_certs", "certfile", "keyfile"):
+            if (path := getattr(self, name)) is not None:
+                options[name] = str(path)
+        return options
 
 
 class Settings(BaseSettings):
@@ -104,6 +119,9 @@ class Settings(BaseSettings):
     local_kafka_ssl_port: int | None = None
     local_clickhouse_port: int = 9000
     local_clickhouse_http_port: int = 8123
+    # a TLS port for the native protocol; `local up` makes a private authority and a server
+    # certificate in <home>/clickhouse/tls
+    local_clickhouse_secure_port: int | None = None
     kafka_version: str = "4.1.1"
 
     @property
@@ -178,25 +196,60 @@ def parse_clickhouse_url(
     password: SecretStr | None = None,
     default_database: str = "samt124",
 ) -> ClickHouseTarget:
-    """``clickhouse://user:pass@host:9000/db`` (or ``clickhouses://`` for TLS), or ``chdb:///path``."""
+    """``clickhouse://user:pass@host:9000/db``, ``chdb:///path``, or for TLS
+    ``clickhouses://user:pass@host:9440/db`` with optional ``?ca_certs=PATH``,
+    ``&certfile=PATH&keyfile=PATH`` (a client certificate) and ``&verify=false``."""
     parsed = urlparse(url)
     if parsed.scheme == "chdb":
         path = Path(unquote(parsed.path)) if parsed.path else Path(".samt124/chdb")
         return ClickHouseTarget(engine="chdb", path=path, database=default_database)
     if parsed.scheme not in ("clickhouse", "clickhouses"):
-        msg = f"SAMT124_CLICKHOUSE_URL must start with clickhouse:// or chdb://, got {url!r}"
+        msg = (
+            "SAMT124_CLICKHOUSE_URL must start with clickhouse://, clickhouses:// (TLS) or"
+            f" chdb://, got {url!r}"
+        )
         raise ValueError(msg)
+    secure = parsed.scheme == "clickhouses"
+    options = _tls_query(parsed.query, secure)
     database = parsed.path.lstrip("/") or default_database
     secret = password or SecretStr(unquote(parsed.password or ""))
     return ClickHouseTarget(
         engine="server",
         host=parsed.hostname or "127.0.0.1",
-        port=parsed.port or 9000,
+        port=parsed.port or (9440 if secure else 9000),
         user=user or unquote(parsed.username or "default"),
         password=secret,
         database=database,
-        secure=parsed.scheme == "clickhouses",
+        secure=secure,
+        **options,
     )
+
+
+TLS_QUERY = ("ca_certs", "certfile", "keyfile", "verify")
+
+
+def _tls_query(query: str, secure: bool) -> dict[str, Any]:
+    given = parse_qs(query, keep_blank_values=True, strict_parsing=False)
+    unknown = sorted(set(given) - set(TLS_QUERY))
+    if unknown:
+        msg = (
+            f"unknown option(s) in the ClickHouse URL: {', '.join(unknown)}"
+            f" (known: {', '.join(TLS_QUERY)})"
+        )
+        raise ValueError(msg)
+    if given and not secure:
+        msg = f"{', '.join(sorted(given))} in the ClickHouse URL need TLS: use clickhouses://"
+        raise ValueError(msg)
+    options: dict[str, Any] = {
+        name: Path(values[-1]) for name, values in given.items() if name != "verify"
+    }
+    if "verify" in given:
+        flag = given["verify"][-1].lower()
+        if flag not in ("true", "false", "1", "0"):
+            msg = f"verify in the ClickHouse URL is true or false, got {flag!r}"
+            raise ValueError(msg)
+        options["verify"] = flag in ("true", "1")
+    return options
 
 
 def load(**overrides: Any) -> Settings:

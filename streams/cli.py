@@ -20,6 +20,8 @@ def register(commands: Any) -> None:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    import sys
+
     import faust
 
     from samt124.kafka_admin import ensure_topics
@@ -28,5 +30,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     ensure_topics(settings)
     settings.home.mkdir(parents=True, exist_ok=True)
     worker = Worker(settings, web_port=args.web_port)
-    faust.Worker(worker.app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
+    runner = faust.Worker(worker.app, loglevel=args.loglevel, quiet=True)
+    if not sys.stdout.isatty():
+        runner.spinner = None  # its cursor codes would land in log files
+    runner.execute_from_commandline()
     return 0

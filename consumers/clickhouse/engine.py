@@ -33,6 +33,31 @@ class EngineError(Exception):
     """ClickHouse refused a statement or could not be reached."""
 
 
+TLS_HINTS = (
+    (
+        "CERTIFICATE_VERIFY_FAILED",
+        "the server's certificate is not trusted here: add ?ca_certs=PATH, the authority that"
+        " signed it, to SAMT124_CLICKHOUSE_URL",
+    ),
+    (
+        "WRONG_VERSION_NUMBER",
+        "that port does not speak TLS: use clickhouse:// for it, or the server's secure port",
+    ),
+)
+
+
+PLAIN_TO_TLS = "if that is the server's TLS port, the URL starts with clickhouses://"
+
+
+def server_trouble(text: str, *, secure: bool = True) -> str:
+    """A server error as one line for people, with a hint when a TLS mistake explains it."""
+    text = text.split("Stack trace:", maxsplit=1)[0].strip()
+    hints = [hint for marker, hint in TLS_HINTS if marker in text]
+    if not secure and "Code: 210. Connection reset by peer" in text:
+        hints.append(PLAIN_TO_TLS)
+    return f"{text} ({hints[0]})" if hints else text
+
+
 class EngineBusy(EngineError):
     """The chdb directory stayed locked by another process for the whole timeout."""
 
@@ -75,15 +100,16 @@ class ServerEngine:
 
         settings: dict[str, Any] = {"readonly": 1} if readonly else {}
         self._database = target.database
+        self._secure = target.secure
         self._client = Client(
             target.host,
             port=target.port,
             user=target.user,
             password=target.password.get_secret_value(),
-            secure=target.secure,
             connect_timeout=5,
             send_receive_timeout=300,
             settings=settings,
+            **target.tls_options(),
         )
         [(text,)] = self._run("SELECT version()")
         self._version = parse_version(str(text))
@@ -102,7 +128,7 @@ class ServerEngine:
         try:
             return self._client.execute(sql, *args, **kwargs)
         except (Error, OSError, EOFError) as error:
-            raise EngineError(str(error).split("Stack trace:")[0].strip()) from error
+            raise EngineError(server_trouble(str(error), secure=self._secure)) from error
 
     def execute(self, sql: str) -> None:
         self._run(sql)

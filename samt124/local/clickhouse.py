@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from samt124.local import tls
 from samt124.local.process import Daemon, LocalServiceError, file_lock
 from samt124.settings import Settings
 
@@ -35,6 +36,7 @@ class ClickHouseStatus:
     pid: int | None
     url: str
     data: Path
+    secure_url: str | None = None  # clickhouses://... when the TLS port is on
 
 
 def find_server() -> str | None:
@@ -75,6 +77,37 @@ def url(settings: Settings) -> str:
     return f"clickhouse://default:@127.0.0.1:{settings.local_clickhouse_port}/samt124"
 
 
+def secure_url(settings: Settings) -> str | None:
+    """The TLS address with the local authority to trust, when the secure port is set."""
+    port = settings.local_clickhouse_secure_port
+    if port is None:
+        return None
+    ca = tls.files(_daemon(settings).directory / "tls").ca
+    return f"clickhouses://default:@localhost:{port}/samt124?ca_certs={ca}"
+
+
+def _secure_config(settings: Settings, directory: Path) -> str:
+    """The TLS port and the server's certificate (made once, then reused), or nothing."""
+    port = settings.local_clickhouse_secure_port
+    if port is None:
+        return ""
+    files = tls.ensure(directory / "tls")
+    return (
+        f"  <tcp_port_secure>{port}</tcp_port_secure>\n"
+        "  <openSSL>\n"
+        "    <server>\n"
+        f"      <certificateFile>{files.broker}</certificateFile>\n"
+        f"      <privateKeyFile>{files.broker}</privateKeyFile>\n"
+        "      <verificationMode>none</verificationMode>\n"
+        "      <loadDefaultCAFile>false</loadDefaultCAFile>\n"
+        "      <cacheSessions>true</cacheSessions>\n"
+        "      <disableProtocols>sslv2,sslv3,tlsv1,tlsv1_1</disableProtocols>\n"
+        "      <preferServerCiphers>true</preferServerCiphers>\n"
+        "    </server>\n"
+        "  </openSSL>\n"
+    )
+
+
 def _write_config(settings: Settings, directory: Path) -> Path:
     data = directory / "data"
     for sub in ("tmp", "user_files", "format_schemas"):
@@ -87,6 +120,7 @@ def _write_config(settings: Settings, directory: Path) -> Path:
         .read_text()
         .replace("@PORT@", str(settings.local_clickhouse_port))
         .replace("@HTTP_PORT@", str(settings.local_clickhouse_http_port))
+        .replace("@SECURE@", _secure_config(settings, directory))
         .replace("@DATA@", str(data))
         .replace("@LOGS@", str(directory / "logs"))
     )
@@ -134,5 +168,9 @@ def status(settings: Settings) -> ClickHouseStatus:
     daemon = _daemon(settings)
     pid = daemon.pid()
     return ClickHouseStatus(
-        running=pid is not None, pid=pid, url=url(settings), data=daemon.directory / "data"
+        running=pid is not None,
+        pid=pid,
+        url=url(settings),
+        data=daemon.directory / "data",
+        secure_url=secure_url(settings),
     )

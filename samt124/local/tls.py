@@ -18,7 +18,8 @@ from samt124.local.process import LocalServiceError, require_tool
 
 NO_OPENSSL = (
     "the local TLS listener makes its certificates with the openssl command "
-    "(Debian: apt-get install openssl); or leave SAMT124_LOCAL_KAFKA_SSL_PORT unset"
+    "(Debian: apt-get install openssl); or leave SAMT124_LOCAL_KAFKA_SSL_PORT and "
+    "SAMT124_LOCAL_CLICKHOUSE_SECURE_PORT unset"
 )
 DAYS = 825
 SERVER_EXTENSIONS = (

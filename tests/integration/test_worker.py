@@ -45,7 +45,7 @@ def on_topic(settings: Settings, topic: str) -> list[object]:
 
 
 def test_alborz_delegated_request_is_referred_to_khaneh_samt_within_a_second(
-    settings: Settings, worker: Process
+    settings: Settings, worker: Process, tmp_path: Path
 ) -> None:
     topics = Topics(settings.topic_namespace)
     warm = submission(province="IR-23")
@@ -77,6 +77,8 @@ def test_alborz_delegated_request_is_referred_to_khaneh_samt_within_a_second(
     assert latency_ms < 1000, f"referral took {latency_ms} ms"
     alborz = [type(e).__name__ for e in on_topic(settings, topics.province("IR-30"))]
     assert alborz == ["RequestReferred", "RequestSubmitted"]
+    log = (tmp_path / "worker.log").read_text()
+    assert "\x1b[" not in log, "terminal control codes in the worker's log file"
 
 
 def test_garbage_goes_to_the_dead_letter_topic_and_routing_goes_on(

@@ -54,13 +54,15 @@ def sample(**changes: object) -> ReportData:
                 "breached",
                 "max_overdue_hours",
                 "mean_overdue_hours",
+                "max_overdue_working_hours",
+                "mean_overdue_working_hours",
             ],
             [
-                ("IR-23", "samt-org:IR-23", 100, 10, 50.5, 20.0),
-                ("IR-30", "khaneh-samt:IR-30", 12, 2, 8.0, 4.0),
-                ("IR-30", "samt-org:IR-30", 8, 0, 0.0, 0.0),
-                ("IR-10", "samt-org:IR-10", 200, 0, 0.0, 0.0),
-                ("IR-10", "ministry:agriculture", 5, 5, 72.25, 30.0),
+                ("IR-23", "samt-org:IR-23", 100, 10, 50.5, 20.0, 24.0, 9.0),
+                ("IR-30", "khaneh-samt:IR-30", 12, 2, 8.0, 4.0, 3.5, 2.0),
+                ("IR-30", "samt-org:IR-30", 8, 0, 0.0, 0.0, 0.0, 0.0),
+                ("IR-10", "samt-org:IR-10", 200, 0, 0.0, 0.0, 0.0, 0.0),
+                ("IR-10", "ministry:agriculture", 5, 5, 72.25, 30.0, 16.0, 6.0),
             ],
         ),
         "durations": Table.of(
@@ -181,6 +183,7 @@ def test_headline_adds_up_the_provinces() -> None:
     assert figures.on_time_percent == pytest.approx(326 / 380 * 100)
     assert (figures.open, figures.breached_open) == (325, 17)
     assert figures.max_overdue_hours == 72.25
+    assert figures.max_overdue_working_hours == 24.0  # not the same request's: each its own max
     assert figures.duration_unit == "h"
 
 
@@ -222,6 +225,7 @@ def test_text_summary_carries_the_figures() -> None:
     text = headline_text(sample(), html_path="reports/demo.html")
     assert "20 Aban 1404, 14:00 Tehran time" in text
     assert "325 open requests, 17 past their resolution deadline" in text
+    assert "(most overdue: 24.0 working hours, 72.2 h on the clock)" in text
     assert "on time: 85.8 % of 380 resolved requests" in text
     assert "1404-08-07 08:30 to 1404-08-20 13:30 Tehran time" in text
     lines = text.splitlines()

@@ -67,3 +67,19 @@ def test_client_tracebacks_are_dropped_but_not_the_message() -> None:
 
 def record_info(error: BaseException) -> tuple[type[BaseException], BaseException, None]:
     return (type(error), error, None)
+
+
+def test_a_clickhouse_client_s_connection_warning_loses_its_traceback_too() -> None:
+    error = OSError("certificate verify failed")
+    record = logging.LogRecord(
+        "clickhouse_driver.connection",
+        logging.WARNING,
+        __file__,
+        1,
+        "Failed to connect to %s",
+        ("localhost:9440",),
+        record_info(error),
+    )
+    assert kafka_trouble.without_tracebacks(record)
+    assert record.exc_info is None
+    assert record.getMessage() == "Failed to connect to localhost:9440"
