@@ -91,27 +91,39 @@ def test_init_sql_and_report_go_through_the_tls_port(server: Settings) -> None:
     assert json.loads(plain.stdout) == [row]
 
 
-def test_a_server_certificate_from_an_unknown_authority_is_refused_clearly(
-    server: Settings,
+MISTAKES = {
+    # scheme, which port, what the error must say
+    "untrusted-certificate": (
+        "clickhouses",
+        "local_clickhouse_secure_port",
+        "CERTIFICATE_VERIFY_FAILED] certificate verify failed",
+        "add ?ca_certs=PATH, the authority that signed it",
+    ),
+    "tls-to-the-plain-port": (
+        "clickhouses",
+        "local_clickhouse_port",
+        "WRONG_VERSION_NUMBER",
+        "that port does not speak TLS",
+    ),
+    "plain-to-the-tls-port": (
+        "clickhouse",
+        "local_clickhouse_secure_port",
+        "Connection reset by peer",
+        "the URL starts with clickhouses://",
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(MISTAKES))
+def test_a_tls_mistake_is_refused_with_the_cause_and_what_to_change(
+    server: Settings, mistake: str
 ) -> None:
-    url = f"clickhouses://default:@localhost:{server.local_clickhouse_secure_port}/samt124"
+    scheme, port, cause, hint = MISTAKES[mistake]
+    url = f"{scheme}://default:@localhost:{getattr(server, port)}/samt124"
     result = samt124(server, url, "sql", "SELECT 1")
     assert result.returncode == 1
-    assert "CERTIFICATE_VERIFY_FAILED" in result.stderr
-    assert "add ?ca_certs=PATH, the authority that signed it" in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("samt124: ClickHouse: Code: 210.")
+    assert cause in last, result.stderr
+    assert hint in last, result.stderr
     assert "Traceback" not in result.stderr
-
-
-def test_tls_to_the_plain_port_says_the_port_does_not_speak_tls(server: Settings) -> None:
-    url = f"clickhouses://default:@localhost:{server.local_clickhouse_port}/samt124"
-    result = samt124(server, url, "sql", "SELECT 1")
-    assert result.returncode == 1
-    assert "that port does not speak TLS" in result.stderr, result.stderr
-    assert "Traceback" not in result.stderr
-
-
-def test_plain_to_the_tls_port_suggests_clickhouses(server: Settings) -> None:
-    url = f"clickhouse://default:@localhost:{server.local_clickhouse_secure_port}/samt124"
-    result = samt124(server, url, "sql", "SELECT 1")
-    assert result.returncode == 1
-    assert "the URL starts with clickhouses://" in result.stderr, result.stderr
