@@ -67,3 +67,49 @@ def test_a_worker_joining_mid_stream_loses_nothing(settings: Settings, tmp_path:
 
     referred = {e.request_id for e in routed if isinstance(e, RequestReferred)}
     assert referred == opened
+
+
+def members(settings: Settings, group: str) -> list[str]:
+    """The static ids of the group's members, as the broker's coordinator sees them (none while
+    the broker is still electing a coordinator for the group)."""
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import CoordinatorNotAvailableError
+
+    admin = KafkaAdminClient(**settings.kafka_client_options())
+    try:
+        described = admin.describe_groups([group])[group]
+    except CoordinatorNotAvailableError:
+        return []
+    finally:
+        admin.close()
+    return sorted(str(m.get("group_instance_id")) for m in described.get("members") or [])
+
+
+def test_a_worker_stopped_with_leave_on_stop_hands_its_partitions_over_at_once(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from streams.app import group_id, instance_id
+
+    ensure_topics(settings)
+    group = group_id(settings)
+    staying = settings.model_copy(update={"home": tmp_path / "a", "worker_id": "stays"})
+    leaving = settings.model_copy(update={"home": tmp_path / "b", "worker_id": "leaves"})
+    assert (instance_id(staying), instance_id(leaving)) == ("stays", "leaves")
+
+    one = start(staying, "worker", log=tmp_path / "a.log")
+    two = start(leaving, "worker", "--leave-on-stop", log=tmp_path / "b.log")
+    try:
+        wait_for(
+            lambda: members(settings, group) == ["leaves", "stays"], 120, "both workers joined"
+        )
+        assert two.stop() == 0, two.output()
+        # at once, not after the 30 s session timeout
+        assert members(settings, group) == ["stays"], two.output()
+        assert "left " + group + " as leaves" in two.output()
+
+        assert one.stop() == 0, one.output()
+        # a static member stopped without the flag keeps its place for a restart
+        assert members(settings, group) == ["stays"]
+    finally:
+        one.stop()
+        two.stop()
