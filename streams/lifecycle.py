@@ -16,6 +16,7 @@ inside :func:`decide` itself, so only running clocks are left to the timer.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -132,6 +133,14 @@ class RequestState:
             emitted=frozenset(data["emitted"]),
             seen=tuple(data["seen"]),
         )
+
+    def to_bytes(self) -> bytes:
+        """The state as its changelog holds it: compact UTF-8 JSON of :meth:`to_json`."""
+        return json.dumps(self.to_json(), separators=(",", ":"), ensure_ascii=False).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> RequestState:
+        return cls.from_json(json.loads(raw))
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """Worker recovery and breach lateness with many open requests.
 
 The worker's table is loaded with N open requests without routing N events: their states are
-written straight to the table's changelog topic in Faust's format (key: the JSON string of the
-request id; value: the JSON of ``RequestState.to_json()``; partition: the one the intake key
-gets from kafka-python's default partitioner), built with the worker's own fold
+written straight to the table's changelog topic as the worker writes them (key: the JSON string
+of the request id; value: ``RequestState.to_bytes()``; partition: the one the intake key gets
+from kafka-python's default partitioner), built with the worker's own fold
 (``decide(None, RequestSubmitted, ctx)``). Under a short always-open SLA policy, N − K requests
 have deadlines hours away and K breach at known instants after the worker should have
 recovered; then the worker starts and the benchmark watches its log and the SLA topic.
@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from samt124 import wire
 from samt124.bench import harness, workload
@@ -74,7 +73,7 @@ class _Changelog:
         self.template = next(e for e in workload.events(200) if isinstance(e, RequestSubmitted))
         self.build_seconds = 0.0
 
-    def state(self, request_id: str, submitted_at: datetime) -> dict[str, Any]:
+    def state(self, request_id: str, submitted_at: datetime) -> bytes:
         event: Event = replace(
             self.template,
             event_id=f"{request_id}-submitted",
@@ -84,11 +83,11 @@ class _Changelog:
         )
         decision = self.decide(None, event, self.pipeline.context(submitted_at))
         assert decision.state is not None
-        return decision.state.to_json()
+        return decision.state.to_bytes()
 
     def write(self, request_id: str, submitted_at: datetime) -> None:
         started = time.perf_counter()
-        value = json.dumps(self.state(request_id, submitted_at)).encode()
+        value = self.state(request_id, submitted_at)
         self.build_seconds += time.perf_counter() - started
         self.producer.send(
             self.topic,

@@ -9,7 +9,6 @@ code costs per event with no Kafka at all (decode, validate, fold, encode, state
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -48,10 +47,10 @@ def decision_cost(events: tuple[Event, ...], settings: Settings) -> float:
     for offset, (key, value, headers) in enumerate(messages):
         request_id = key.decode()
         raw = table.get(request_id)
-        state = RequestState.from_json(json.loads(raw)) if raw else None
+        state = RequestState.from_bytes(raw) if raw else None
         step = pipeline.on_intake(state, key, value, headers, Where("intake", 0, offset), wall)
         if step.state is not None and not step.duplicate:
-            table[request_id] = json.dumps(step.state.to_json()).encode()
+            table[request_id] = step.state.to_bytes()
             pipeline.next_due(step.state)
     return (time.process_time() - started) / len(events) * 1e6
 
