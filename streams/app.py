@@ -56,6 +56,11 @@ def group_id(settings: Settings) -> str:
     return f"{settings.topic_namespace}-worker"
 
 
+def changelog_topic(settings: Settings) -> str:
+    """The request table's changelog topic, as Faust names it: ``<app id>-<table>-changelog``."""
+    return f"{group_id(settings)}-requests-changelog"
+
+
 def instance_id(settings: Settings) -> str:
     """The worker's static member id: ``SAMT124_WORKER_ID``, else host name and home directory."""
     if settings.worker_id:

@@ -26,6 +26,7 @@ from samt124.events import Event, RequestSubmitted, SlaBreached, replace
 from samt124.settings import Settings
 from samt124.topic_reader import count_records, read_topics
 from samt124.topics import Topics
+from streams.app import changelog_topic
 from streams.sla import single_policy
 
 FIRST_RESPONSE_HOURS = 2.0
@@ -34,12 +35,6 @@ SHORT_POLICY = single_policy(
     "bench-short", first_response_hours=FIRST_RESPONSE_HOURS, resolution_hours=10_000
 )
 RECOVERED = re.compile(r"recovered (\d+) requests, (\d+) with running SLA clocks, in ([\d.]+) s")
-
-
-def changelog_topic(settings: Settings) -> str:
-    from streams.app import group_id
-
-    return f"{group_id(settings)}-requests-changelog"
 
 
 def partition_of(request_id: str, partitions: int) -> int:

@@ -23,7 +23,7 @@ from samt124.events import Event
 from samt124.settings import Settings
 from samt124.topic_reader import count_records
 from samt124.topics import Topics
-from streams.app import group_id
+from streams.app import changelog_topic
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -154,8 +154,7 @@ def _run(
 def _messages(settings: Settings, count: int) -> tuple[float, float]:
     """Messages the worker produced and consumed per intake event."""
     topics = Topics(settings.topic_namespace)
-    changelog = f"{group_id(settings)}-requests-changelog"
     provinces = count_records(settings, province_topics(settings))
     sla = count_records(settings, [topics.sla])
-    states = count_records(settings, [changelog])
+    states = count_records(settings, [changelog_topic(settings)])
     return (provinces + sla + states) / count, (count + sla) / count

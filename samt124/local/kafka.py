@@ -214,7 +214,7 @@ def _ssl_settings(files: tls.TlsFiles) -> list[str]:
     """TLS with PEM files; every client must show a certificate from the local authority."""
     return [
         "listener.name.ssl.ssl.keystore.type=PEM",
-        f"listener.name.ssl.ssl.keystore.location={files.broker}",
+        f"listener.name.ssl.ssl.keystore.location={files.server}",
         "listener.name.ssl.ssl.truststore.type=PEM",
         f"listener.name.ssl.ssl.truststore.location={files.ca}",
         "listener.name.ssl.ssl.client.auth=required",

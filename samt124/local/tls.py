@@ -1,8 +1,10 @@
-"""Certificates for the local broker's optional TLS listener, made once with ``openssl``.
+"""Certificates for the local services' optional TLS ports (the broker's listener, the ClickHouse
+server's native port), made once with ``openssl``.
 
-A private certificate authority signs one certificate for the broker (``localhost`` and
-``127.0.0.1``) and one for clients; the listener asks every client for a certificate from that
-authority (mutual TLS). The files stay in ``<home>/kafka/tls`` and are reused by later starts:
+A private certificate authority signs one certificate for the server (``localhost`` and
+``127.0.0.1``) and one for clients; the broker's listener asks every client for a certificate
+from that authority (mutual TLS), the ClickHouse server asks none. The files stay in
+``<home>/kafka/tls`` (``<home>/clickhouse/tls`` for the server's) and are reused by later starts:
 point ``SAMT124_KAFKA_SSL_CAFILE``, ``SAMT124_KAFKA_SSL_CERTFILE`` and
 ``SAMT124_KAFKA_SSL_KEYFILE`` at ``ca.pem``, ``client.pem`` and ``client-key.pem``.
 They are for trying secured clients on one machine, not for production.
@@ -42,7 +44,7 @@ CLIENT_EXTENSIONS = (
 @dataclass(frozen=True)
 class TlsFiles:
     ca: Path  # the authority's certificate: what clients and the broker trust
-    broker: Path  # the broker's private key and certificate chain, one PEM file
+    server: Path  # the server's private key and certificate chain, one PEM file
     client_cert: Path
     client_key: Path
 
@@ -50,7 +52,7 @@ class TlsFiles:
 def files(directory: Path) -> TlsFiles:
     return TlsFiles(
         ca=directory / "ca.pem",
-        broker=directory / "broker.pem",
+        server=directory / "broker.pem",  # named after its first user; kept for older homes
         client_cert=directory / "client.pem",
         client_key=directory / "client-key.pem",
     )
@@ -72,9 +74,9 @@ def ensure(directory: Path) -> TlsFiles:
         "-addext", "basicConstraints=critical,CA:TRUE",
         "-addext", "keyUsage=critical,keyCertSign,cRLSign",
     )  # fmt: skip
-    broker_key = directory / "broker-key.pem"
-    broker_cert = directory / "broker-cert.pem"
-    _signed(openssl, directory, "localhost", SERVER_EXTENSIONS, broker_key, broker_cert, ca_key)
+    server_key = directory / "broker-key.pem"
+    server_cert = directory / "broker-cert.pem"
+    _signed(openssl, directory, "localhost", SERVER_EXTENSIONS, server_key, server_cert, ca_key)
     _signed(
         openssl,
         directory,
@@ -85,9 +87,9 @@ def ensure(directory: Path) -> TlsFiles:
         ca_key,
     )
     # Kafka's PEM key store: the unencrypted PKCS#8 key, then the chain up to the authority
-    chain = broker_key.read_text() + broker_cert.read_text() + wanted.ca.read_text()
-    wanted.broker.write_text(chain)
-    for path in (ca_key, broker_key, wanted.broker, wanted.client_key):
+    chain = server_key.read_text() + server_cert.read_text() + wanted.ca.read_text()
+    wanted.server.write_text(chain)
+    for path in (ca_key, server_key, wanted.server, wanted.client_key):
         path.chmod(0o600)
     return wanted
 
