@@ -10,11 +10,17 @@ fails at once ("Cannot lock file ... status"). So :func:`connect` retries openin
 directory for ``lock_timeout`` seconds, and the sink opens a chdb session per batch and closes
 it after the insert: a report run while the sink is working waits for at most one batch.
 A reader that holds the directory longer (a long report) makes the sink wait, never lose data.
+chdb prints the error of each failed open to stderr itself; those lines are held back while it
+waits, and a wait longer than a second is said once, in a line of samt124's own.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -27,6 +33,8 @@ Row = tuple[Any, ...]
 # insert_deduplication_token exists from ClickHouse 22.2; Debian's 18.16 server lacks it.
 DEDUP_TOKEN_SINCE = (22, 2)
 CHDB_LOCK_MARKERS = ("Cannot lock file", "Error initializing EmbeddedServer")
+SAY_WAIT_AFTER = 1.0  # seconds of waiting for a locked chdb directory before it is said
+log = logging.getLogger("samt124.clickhouse")
 
 
 class EngineError(Exception):
@@ -162,14 +170,25 @@ class ChdbEngine:
             raise EngineError("chdb needs a directory")
         target.path.mkdir(parents=True, exist_ok=True)
         self._database = target.database
-        deadline = time.monotonic() + lock_timeout
+        started = time.monotonic()
+        deadline = started + lock_timeout
+        said = False
         while True:
             try:
-                self._session = Session(str(target.path))
+                with _stderr_without(CHDB_LOCK_MARKERS):
+                    self._session = Session(str(target.path))
                 break
             except RuntimeError as error:
                 if not any(marker in str(error) for marker in CHDB_LOCK_MARKERS):
                     raise EngineError(str(error)) from error
+                if not said and time.monotonic() - started >= SAY_WAIT_AFTER:
+                    said = True
+                    log.warning(
+                        "waiting for the chdb directory %s: another process has it open"
+                        " (up to %.0f s)",
+                        target.path,
+                        lock_timeout,
+                    )
                 if time.monotonic() >= deadline:
                     message = (
                         f"the chdb directory {target.path} is in use by another process "
@@ -254,6 +273,26 @@ def _from_json(value: Any, kind: str) -> Any:
 def quote(text: str) -> str:
     """A ClickHouse string literal."""
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+@contextmanager
+def _stderr_without(markers: Sequence[str]) -> Iterator[None]:
+    """Run a block with file descriptor 2 captured, then pass on every line but those that
+    carry a marker (chdb writes some errors to stderr from C++ before raising them)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    wanted = [marker.encode() for marker in markers]
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            kept = [line for line in capture if not any(m in line for m in wanted)]
+            if kept:
+                os.write(2, b"".join(kept))
 
 
 def connect(

@@ -85,7 +85,9 @@ def test_a_readonly_server_connection_cannot_insert(server_url: str) -> None:
             reader.insert("lag_samples", ("topic",), [("x",)], None)
 
 
-def test_chdb_directory_is_one_process_at_a_time(chdb_url: str) -> None:
+def test_chdb_directory_is_one_process_at_a_time(
+    chdb_url: str, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
     target = parse_clickhouse_url(chdb_url)
     holder = subprocess.Popen(
         [
@@ -107,3 +109,7 @@ def test_chdb_directory_is_one_process_at_a_time(chdb_url: str) -> None:
         engine.close()
     finally:
         holder.wait(timeout=30)
+    # chdb's own message for each failed open (every 50 ms) is held back; the wait is said once
+    assert "Cannot lock file" not in capfd.readouterr().err
+    waits = [r for r in caplog.records if "waiting for the chdb directory" in r.getMessage()]
+    assert len(waits) == 1
