@@ -1,8 +1,17 @@
-"""Topic names. One namespace (``samt124`` unless configured) prefixes them all."""
+"""Topic names, and the partition of a key. One namespace (``samt124`` unless configured)
+prefixes every topic."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from kafka.partitioner.default import murmur2
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives ``key`` (murmur2, as in the Java client,
+    kafka-python and aiokafka): where samt124 keeps everything about a request."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,7 @@ class Worker:
         self.sla_last = 0.0  # when ``track`` last took a fact
         self.sequence = Sequence()
         self._admin: Any = None  # a kafka-python admin client, for the committed offsets
-        self.counts = {"routed": 0, "dead_letters": 0, "duplicates": 0, "sla_facts": 0}
+        self.counts = {"routed": 0, "dead_letters": 0, "duplicates": 0, "sla_facts": 0, "moved": 0}
         self.app = faust.App(
             group_id(settings),
             broker=[f"kafka://{server}" for server in settings.bootstrap.split(",")],
@@ -250,7 +250,7 @@ class Worker:
     @staticmethod
     async def _send(outgoing: tuple[Outgoing, ...], out: Deliveries) -> None:
         for o in outgoing:
-            await out.send(Record(o.topic, o.key, o.value, headers=tuple(o.headers)))
+            await out.send(Record(o.topic, o.key, o.value, o.partition, tuple(o.headers)))
 
     @staticmethod
     def _write(table: Any, key: str, value: Any, partition: int, out: Deliveries) -> None:
@@ -295,6 +295,19 @@ class Worker:
                 message.offset,
                 step.dead_letter,
             )
+            return
+        if step.moved_to is not None:
+            self.counts["moved"] += 1
+            if self.counts["moved"] == 1:
+                log.warning(
+                    "%s[%d]@%d belongs on partition %d (murmur2 of its request id, Kafka's"
+                    " default partitioner); copied there. Messages published without a key or"
+                    " with another partitioner cost one more message each.",
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                    step.moved_to,
+                )
             return
         if step.closure is not None:
             self._record_closure(step.closure, message.partition, out)

@@ -3,7 +3,9 @@
 :class:`Pipeline` decodes and validates an intake message, folds it into the request's state with
 :func:`streams.lifecycle.decide`, and says what to publish: the event itself to its province's
 topic, the referral samt124 derived, SLA facts to ``samt124.sla``, or the original bytes to the
-dead-letter topic with the reason. The Faust agents in :mod:`streams.app` only move these bytes.
+dead-letter topic with the reason. A message on another intake partition than the one Kafka's
+default partitioner gives its request id is first copied there, so that everything about a
+request lives in one partition. The Faust agents in :mod:`streams.app` only move these bytes.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ from samt124 import wire
 from samt124.calendar import Calendar, Closure, load_config
 from samt124.events import SLA_EVENT_TYPES, Event, OfficeClosureAnnounced, event_type
 from samt124.settings import Settings
-from samt124.topics import Topics
+from samt124.topics import Topics, partition_of
 from samt124.validation import validate
 from streams.lifecycle import Context, RequestState, closure_of, decide, due_sla_facts, next_due
 from streams.routing import ReferralRules, load_rules
 from streams.sla import Policies, load_policies
 
 Headers = list[tuple[str, bytes]]
+MOVED_FROM = "moved-from"  # header of an intake message copied to its request's partition
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class Outgoing:
     key: bytes | None
     value: bytes
     headers: Headers
+    partition: int | None = None  # None: the producer's partitioner (murmur2 of the key)
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class Step:
     duplicate: bool = False
     dead_letter: str | None = None  # the reason, when the message went to the dead-letter topic
     event: Event | None = None
+    moved_to: int | None = None  # the intake partition a misplaced message was copied to
 
 
 @dataclass
@@ -60,6 +65,7 @@ class Pipeline:
     rules: ReferralRules
     policies: Policies
     calendar: Calendar
+    partitions: int  # of the intake topic (and of every topic co-partitioned with it)
     sent_facts: set[str] = field(default_factory=set)  # emitted, not yet folded back
 
     @classmethod
@@ -70,7 +76,8 @@ class Pipeline:
             load_policies(settings.sla_policies) if settings.sla_policies else load_policies()
         )
         config = load_config(settings.calendars) if settings.calendars else load_config()
-        return cls(Topics(settings.topic_namespace), rules, policies, Calendar(config))
+        topics = Topics(settings.topic_namespace)
+        return cls(topics, rules, policies, Calendar(config), settings.partitions)
 
     def context(self, wall: datetime) -> Context:
         return Context(self.rules, self.policies, self.calendar, wall)
@@ -101,6 +108,9 @@ class Pipeline:
         if key is not None and key != wire.key(event):
             reason = f"message key {key!r} is not the event's request_id {event.request_id!r}"
             return self._dead(key, raw, headers, where, wall, reason)
+        home = partition_of(wire.key(event), self.partitions)
+        if where.partition != home:
+            return self._move(event, raw, headers, where, home)
         if isinstance(event, OfficeClosureAnnounced):
             closure = closure_of(event)
             self.calendar = self.calendar.with_closure(closure)
@@ -125,6 +135,21 @@ class Pipeline:
     def _publish(self, fact: Event, province_topic: str) -> Outgoing:
         topic = self.topics.sla if _is_sla(fact) else province_topic
         return Outgoing(topic, wire.key(fact), wire.encode(fact), wire.headers(fact))
+
+    def _move(self, event: Event, raw: bytes, headers: Headers, where: Where, home: int) -> Step:
+        """A message on another intake partition than its request's (published without a key,
+        or by a client whose partitioner is not murmur2, such as librdkafka's default): copied
+        to the request's partition, where it is handled like any other, so that a request's
+        state, events and SLA facts all live in one partition."""
+        origin = f"{where.topic}[{where.partition}]@{where.offset}".encode()
+        moved = Outgoing(
+            self.topics.intake,
+            wire.key(event),
+            raw,
+            [*(h for h in headers if h[0] != MOVED_FROM), (MOVED_FROM, origin)],
+            partition=home,
+        )
+        return Step(outgoing=(moved,), event=event, moved_to=home)
 
     def _dead(
         self,

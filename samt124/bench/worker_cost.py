@@ -22,7 +22,7 @@ from samt124.bench.throughput import province_topics, publish
 from samt124.events import Event
 from samt124.settings import Settings
 from samt124.topic_reader import count_records
-from samt124.topics import Topics
+from samt124.topics import Topics, partition_of
 from streams.app import changelog_topic
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -48,7 +48,8 @@ def decision_cost(events: tuple[Event, ...], settings: Settings) -> float:
         request_id = key.decode()
         raw = table.get(request_id)
         state = RequestState.from_bytes(raw) if raw else None
-        step = pipeline.on_intake(state, key, value, headers, Where("intake", 0, offset), wall)
+        where = Where("intake", partition_of(key, pipeline.partitions), offset)
+        step = pipeline.on_intake(state, key, value, headers, where, wall)
         if step.state is not None and not step.duplicate:
             table[request_id] = step.state.to_bytes()
             pipeline.next_due(step.state)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +15,7 @@ from samt124.events import RequestAssigned, RequestReferred, SlaBreached, SlaWar
 from samt124.kafka_admin import ensure_topics
 from samt124.settings import Settings
 from samt124.topic_reader import Record, read_topics
-from samt124.topics import Topics
+from samt124.topics import Topics, partition_of
 from streams.sla import single_policy
 from tests.integration.pipeline import (
     Process,
@@ -202,3 +203,64 @@ def test_breach_is_emitted_once_even_when_the_worker_is_killed_before_the_deadli
     warnings = [f for f in facts if isinstance(f, SlaWarning)]
     assert len({w.event_id for w in warnings}) == len(warnings) == 1
     assert restarted - deadline < 90
+
+
+def test_messages_on_another_partition_are_moved_to_their_requests_partition(
+    settings: Settings, worker: Process
+) -> None:
+    """An upstream that publishes without a key, or with another partitioner (librdkafka's
+    default is CRC-32), puts a request's events on other partitions than samt124 keeps it on."""
+    from kafka import KafkaProducer
+
+    topics = Topics(settings.topic_namespace)
+    keyed = submission(province="IR-05")
+    keyless = submission(province="IR-05")
+    assigned = RequestAssigned(
+        event_id=str(uuid.uuid4()),
+        request_id=keyed.request_id,
+        occurred_at=datetime.now(UTC),
+        recorded_at=datetime.now(UTC),
+        source="test",
+        body_id="samt-org:IR-05",
+        assignee="operator-3",
+    )
+    home = partition_of(wire.key(keyed), settings.partitions)
+    elsewhere = (home + 1) % settings.partitions
+    producer = KafkaProducer(**settings.kafka_client_options(), acks="all")
+    try:
+        for event in (keyed, assigned):
+            producer.send(
+                topics.intake, key=wire.key(event), value=wire.encode(event), partition=elsewhere
+            ).get(timeout=30)
+        keyless_home = partition_of(wire.key(keyless), settings.partitions)
+        producer.send(
+            topics.intake,
+            key=None,
+            value=wire.encode(keyless),
+            partition=(keyless_home + 1) % settings.partitions,
+        ).get(timeout=30)
+    finally:
+        producer.close()
+
+    def routed() -> dict[str, list[str]] | None:
+        seen: dict[str, list[str]] = {keyed.request_id: [], keyless.request_id: []}
+        for event in on_topic(settings, topics.province("IR-05")):
+            request_id = getattr(event, "request_id", "")
+            if request_id in seen:
+                seen[request_id].append(type(event).__name__)
+        return seen if len(seen[keyed.request_id]) >= 3 and seen[keyless.request_id] else None
+
+    seen = wait_for(routed, 90, "the moved events on the province topic")
+    assert seen[keyed.request_id] == ["RequestReferred", "RequestSubmitted", "RequestAssigned"]
+    assert seen[keyless.request_id] == ["RequestReferred", "RequestSubmitted"]
+    copies = [r for r in read_topics(settings, [topics.intake]) if "moved-from" in r.headers]
+    by_value = {r.value: r for r in copies}
+    for event in (keyed, assigned):
+        copy = by_value[wire.encode(event)]
+        assert copy.partition == home
+        assert copy.key == wire.key(event)
+        assert copy.headers["moved-from"].startswith(f"{topics.intake}[{elsewhere}]@".encode())
+    copy = by_value[wire.encode(keyless)]
+    assert copy.partition == keyless_home
+    assert copy.key == wire.key(keyless)
+    assert worker.popen.poll() is None

@@ -6,6 +6,8 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
+
 from samt124 import wire
 from samt124.events import (
     OfficeClosureAnnounced,
@@ -15,7 +17,8 @@ from samt124.events import (
     SlaBreached,
 )
 from samt124.settings import Settings
-from streams.pipeline import Pipeline, Step, Where
+from samt124.topics import partition_of
+from streams.pipeline import MOVED_FROM, Pipeline, Step, Where
 
 WALL = datetime(2025, 7, 1, 9, 0, tzinfo=UTC)
 WHERE = Where("samt124.intake", 2, 41)
@@ -43,6 +46,11 @@ def submitted(**changes: object) -> RequestSubmitted:
     return replace(event, **changes)  # type: ignore[arg-type]
 
 
+def home(event: object, p: Pipeline) -> Where:
+    """Where Kafka's default partitioner puts the event: on its request's intake partition."""
+    return Where("samt124.intake", partition_of(wire.key(event), p.partitions), 41)  # type: ignore[arg-type]
+
+
 def intake(p: Pipeline, event: object, state: object = None, key: bytes | None = None) -> Step:
     raw = wire.encode(event)  # type: ignore[arg-type]
     return p.on_intake(
@@ -50,7 +58,7 @@ def intake(p: Pipeline, event: object, state: object = None, key: bytes | None =
         key if key is not None else wire.key(event),  # type: ignore[arg-type]
         raw,
         wire.headers(event),  # type: ignore[arg-type]
-        WHERE,
+        home(event, p),
         WALL,
     )
 
@@ -153,3 +161,60 @@ def test_timer_facts_are_sent_once_until_folded_back() -> None:
     again, _ = p.due(step.state, later, later)
     assert again == ()
     assert following is None or following > later
+
+
+# murmur2 of these keys as the Java client's own tests give it (org.apache.kafka.common.utils)
+JAVA_MURMUR2 = {
+    b"21": -973932308,
+    b"foobar": -790332482,
+    b"a-little-bit-long-string": -985981536,
+    b"": 275646681,
+}
+
+
+@pytest.mark.parametrize("partitions", [1, 4, 31, 2**31 - 1])
+def test_a_request_lives_where_the_java_clients_default_partitioner_puts_it(
+    partitions: int,
+) -> None:
+    for key, java in JAVA_MURMUR2.items():  # Utils.toPositive(murmur2(key)) % partitions
+        assert partition_of(key, partitions) == (java & 0x7FFFFFFF) % partitions
+
+
+@pytest.mark.parametrize("key", [b"req-42", None])
+def test_a_message_on_another_partition_is_moved_to_its_requests_partition(
+    key: bytes | None,
+) -> None:
+    p = pipeline()
+    event = submitted()
+    right = home(event, p).partition
+    wrong = (right + 1) % p.partitions
+    raw = wire.encode(event)
+    step = p.on_intake(
+        None, key, raw, [("event-type", b"RequestSubmitted")], Where(WHERE.topic, wrong, 7), WALL
+    )
+    assert step.moved_to == right
+    assert step.state is None  # handled when it is read on its own partition
+    assert step.dead_letter is None
+    [moved] = step.outgoing
+    assert (moved.topic, moved.partition, moved.key, moved.value) == (
+        p.topics.intake,
+        right,
+        b"req-42",
+        raw,
+    )
+    headers = dict(moved.headers)
+    assert headers["event-type"] == b"RequestSubmitted"
+    assert headers[MOVED_FROM] == f"samt124.intake[{wrong}]@7".encode()
+    # read back on its own partition, it is routed as usual
+    routed = p.on_intake(None, b"req-42", raw, moved.headers, Where(WHERE.topic, right, 0), WALL)
+    assert routed.moved_to is None
+    assert routed.state is not None
+    assert [o.topic for o in routed.outgoing][:2] == [p.topics.province("IR-30")] * 2
+
+
+def test_garbage_on_any_partition_is_a_dead_letter_where_it_is() -> None:
+    p = pipeline()
+    for partition in range(p.partitions):
+        step = p.on_intake(None, b"k", b"garbage", [], Where(WHERE.topic, partition, 1), WALL)
+        assert step.dead_letter is not None
+        assert step.moved_to is None
