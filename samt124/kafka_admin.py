@@ -50,12 +50,24 @@ def ensure_topics(
         admin.close()
 
 
+def partition_counts(settings: Settings, topics: Sequence[str]) -> dict[str, int]:
+    """How many partitions each of ``topics`` has on the cluster (topics it lacks are left out)."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(**settings.kafka_client_options(), enable_auto_commit=False)
+    try:
+        found = {topic: consumer.partitions_for_topic(topic) for topic in topics}
+    finally:
+        consumer.close()
+    return {topic: len(partitions) for topic, partitions in found.items() if partitions}
+
+
 def _wait_for_metadata(settings: Settings, topics: Sequence[str], timeout: float) -> None:
     from kafka import KafkaConsumer
 
     from samt124.waiting import wait_until
 
-    consumer = KafkaConsumer(**settings.kafka_client_options())
+    consumer = KafkaConsumer(**settings.kafka_client_options(), enable_auto_commit=False)
     try:
         for topic in topics:
 

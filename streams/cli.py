@@ -34,6 +34,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from streams.app import Worker
 
     ensure_topics(settings)
+    mismatch = partitions_mismatch(settings)
+    if mismatch:
+        print(f"samt124 worker: {mismatch}", file=sys.stderr)
+        return 2
     settings.home.mkdir(parents=True, exist_ok=True)
     worker = Worker(settings, web_port=args.web_port)
     runner = faust.Worker(worker.app, loglevel=args.loglevel, quiet=True)
@@ -45,6 +49,27 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         if args.leave_on_stop:
             leave_group(settings)
     return 0
+
+
+def partitions_mismatch(settings: Settings) -> str | None:
+    """Why the worker cannot run on these topics, when their partitions are not as configured.
+
+    The worker keeps a request's state in the partition Kafka's default partitioner gives its
+    id, among ``SAMT124_PARTITIONS``; the intake and SLA topics must have that many."""
+    from samt124.kafka_admin import partition_counts
+    from samt124.topics import Topics
+
+    topics = Topics(settings.topic_namespace)
+    counts = partition_counts(settings, [topics.intake, topics.sla])
+    wrong = {topic: n for topic, n in counts.items() if n != settings.partitions}
+    if not wrong:
+        return None
+    found = ", ".join(f"{topic} has {n}" for topic, n in sorted(wrong.items()))
+    return (
+        f"{found} partitions, and SAMT124_PARTITIONS is {settings.partitions}: set"
+        f" SAMT124_PARTITIONS to the topics' partition count (the same for {topics.intake}"
+        f" and {topics.sla})"
+    )
 
 
 def leave_group(settings: Settings) -> None:

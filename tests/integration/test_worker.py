@@ -11,7 +11,13 @@ from pathlib import Path
 
 from samt124 import wire
 from samt124.calendar import always_open
-from samt124.events import RequestAssigned, RequestReferred, SlaBreached, SlaWarning
+from samt124.events import (
+    RequestAssigned,
+    RequestReferred,
+    RequestSubmitted,
+    SlaBreached,
+    SlaWarning,
+)
 from samt124.kafka_admin import ensure_topics
 from samt124.settings import Settings
 from samt124.topic_reader import Record, read_topics
@@ -39,6 +45,19 @@ SHORT_POLICY = single_policy(
 def send(settings: Settings, *events: object) -> None:
     topics = Topics(settings.topic_namespace)
     produce_raw(settings, topics.intake, [(wire.key(e), wire.encode(e)) for e in events])  # type: ignore[arg-type]
+
+
+def assignment(request: RequestSubmitted, event_id: str | None = None) -> RequestAssigned:
+    """The request assigned to an operator of its province's SAMT organization, now."""
+    return RequestAssigned(
+        event_id=event_id or str(uuid.uuid4()),
+        request_id=request.request_id,
+        occurred_at=datetime.now(UTC),
+        recorded_at=datetime.now(UTC),
+        source="test",
+        body_id=f"samt-org:{request.province}",
+        assignee="operator-7",
+    )
 
 
 def on_topic(settings: Settings, topic: str) -> list[object]:
@@ -123,15 +142,7 @@ def test_garbage_goes_to_the_dead_letter_topic_and_routing_goes_on(
 def test_an_event_published_twice_is_routed_once(settings: Settings, worker: Process) -> None:
     topics = Topics(settings.topic_namespace)
     request = submission(province="IR-10")
-    assigned = RequestAssigned(
-        event_id="6f0c7a58-5d7c-4f0e-9d7e-0c8a5b1f2e33",
-        request_id=request.request_id,
-        occurred_at=datetime.now(UTC),
-        recorded_at=datetime.now(UTC),
-        source="test",
-        body_id="samt-org:IR-10",
-        assignee="operator-7",
-    )
+    assigned = assignment(request, event_id="6f0c7a58-5d7c-4f0e-9d7e-0c8a5b1f2e33")
     send(settings, request, request, assigned, assigned)
     closing = submission(province="IR-10")
     send(settings, closing)
@@ -215,15 +226,7 @@ def test_messages_on_another_partition_are_moved_to_their_requests_partition(
     topics = Topics(settings.topic_namespace)
     keyed = submission(province="IR-05")
     keyless = submission(province="IR-05")
-    assigned = RequestAssigned(
-        event_id=str(uuid.uuid4()),
-        request_id=keyed.request_id,
-        occurred_at=datetime.now(UTC),
-        recorded_at=datetime.now(UTC),
-        source="test",
-        body_id="samt-org:IR-05",
-        assignee="operator-3",
-    )
+    assigned = assignment(keyed)
     home = partition_of(wire.key(keyed), settings.partitions)
     elsewhere = (home + 1) % settings.partitions
     producer = KafkaProducer(**settings.kafka_client_options(), acks="all")
@@ -264,3 +267,24 @@ def test_messages_on_another_partition_are_moved_to_their_requests_partition(
     assert copy.partition == keyless_home
     assert copy.key == wire.key(keyless)
     assert worker.popen.poll() is None
+
+
+def test_worker_refuses_topics_whose_partitions_are_not_as_configured(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Created elsewhere with 2 partitions while SAMT124_PARTITIONS says 4: requests would be
+    kept on partitions the topics do not have, so the worker says so and does not start."""
+    ensure_topics(replace_partitions(settings, 2))
+    process = start(settings, "worker", log=tmp_path / "worker.log")
+    assert process.popen.wait(timeout=120) == 2
+    said = (tmp_path / "worker.log").read_text()
+    topics = Topics(settings.topic_namespace)
+    assert f"{topics.intake} has 2" in said
+    assert f"{topics.sla} has 2" in said
+    assert "set SAMT124_PARTITIONS" in said
+    assert "Traceback" not in said
+    assert "WARNING" not in said
+
+
+def replace_partitions(settings: Settings, partitions: int) -> Settings:
+    return settings.model_copy(update={"partitions": partitions})
