@@ -53,8 +53,10 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.sink import Sink
+    from samt124.kafka_admin import ensure_topics
 
     logging.getLogger("consumers").setLevel(logging.INFO)
+    ensure_topics(settings)  # the sink may start before the worker or `init` made them
     sink = Sink(settings, max_batch=args.max_batch, max_wait=args.max_wait)
     sink.install_signal_handlers()
     stats = sink.run(until_idle=args.until_idle)

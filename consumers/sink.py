@@ -193,7 +193,12 @@ class Sink:
             max_poll_records=self.max_batch,
             **self.settings.kafka_client_options(),
         )
-        consumer.subscribe(subscription(self.topics))
+        topics = subscription(self.topics)
+        # know every topic's partitions before joining: without it the group's first assignment
+        # warns of "no partition metadata" once per topic
+        for topic in topics:
+            consumer.partitions_for_topic(topic)
+        consumer.subscribe(topics)
         return consumer
 
     def run(self, until_idle: float | None = None) -> SinkStats:
