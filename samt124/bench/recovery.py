@@ -25,7 +25,7 @@ from samt124.calendar import always_open
 from samt124.events import Event, RequestSubmitted, SlaBreached, replace
 from samt124.settings import Settings
 from samt124.topic_reader import count_records, read_topics
-from samt124.topics import Topics
+from samt124.topics import Topics, partition_of
 from streams.app import changelog_topic
 from streams.sla import single_policy
 
@@ -35,13 +35,6 @@ SHORT_POLICY = single_policy(
     "bench-short", first_response_hours=FIRST_RESPONSE_HOURS, resolution_hours=10_000
 )
 RECOVERED = re.compile(r"recovered (\d+) requests, (\d+) with running SLA clocks, in ([\d.]+) s")
-
-
-def partition_of(request_id: str, partitions: int) -> int:
-    """The partition kafka-python's default partitioner gives the intake key."""
-    from kafka.partitioner.default import murmur2
-
-    return int(murmur2(request_id.encode()) & 0x7FFFFFFF) % partitions
 
 
 @dataclass(frozen=True)
@@ -88,7 +81,7 @@ class _Changelog:
             self.topic,
             key=json.dumps(request_id).encode(),
             value=value,
-            partition=partition_of(request_id, self.settings.partitions),
+            partition=partition_of(request_id.encode(), self.settings.partitions),
         )
 
     def close(self) -> None:
