@@ -48,37 +48,30 @@ def test_a_connection_closed_after_a_plain_login_gets_the_login_hint() -> None:
 
 def test_client_tracebacks_are_dropped_but_not_the_message() -> None:
     error = OSError("connection reset")
-    record = logging.LogRecord(
-        "kafka.net.transport",
-        logging.ERROR,
-        __file__,
-        1,
-        "closing socket",
-        (),
-        record_info(error),
-    )
+    record = logged("kafka.net.transport", logging.ERROR, "closing socket", (), error)
     assert kafka_trouble.without_tracebacks(record)
     assert record.exc_info is None
     assert record.getMessage() == "closing socket"
-    ours = logging.LogRecord("samt124", logging.ERROR, __file__, 1, "x", (), record_info(error))
+    ours = logged("samt124", logging.ERROR, "x", (), error)
     kafka_trouble.without_tracebacks(ours)
     assert ours.exc_info is not None
 
 
-def record_info(error: BaseException) -> tuple[type[BaseException], BaseException, None]:
-    return (type(error), error, None)
+def logged(
+    name: str, level: int, message: str, args: tuple[object, ...], error: BaseException
+) -> logging.LogRecord:
+    """The record a logger ``name`` makes of ``message`` with the traceback of ``error``."""
+    return logging.LogRecord(name, level, __file__, 1, message, args, (type(error), error, None))
 
 
 def test_a_clickhouse_client_s_connection_warning_loses_its_traceback_too() -> None:
     error = OSError("certificate verify failed")
-    record = logging.LogRecord(
+    record = logged(
         "clickhouse_driver.connection",
         logging.WARNING,
-        __file__,
-        1,
         "Failed to connect to %s",
         ("localhost:9440",),
-        record_info(error),
+        error,
     )
     assert kafka_trouble.without_tracebacks(record)
     assert record.exc_info is None
