@@ -7,7 +7,7 @@ import itertools
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,8 @@ def register(commands: Any) -> None:
     simulate.add_argument(
         "--recent",
         action="store_true",
-        help="end the simulated traffic about now (overrides --start; events that would lie "
-        "in the future are not published)",
+        help="end the simulated traffic about now: start it (overriding --start) where all "
+        "--count events have happened by now",
     )
     simulate.add_argument(
         "--requests-per-day", type=float, default=2_000.0, help="mean national intake"
@@ -98,11 +98,13 @@ def _write_rejects(source: Path, target: Path, numbers: set[int]) -> None:
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from producers.simulator import simulate
 
-    now = datetime.now(UTC)
     start = datetime.fromisoformat(args.start)
-    if args.recent:  # the span depends on the weekdays it covers: find it from its own start
-        for _ in range(3):
-            start = now - simulated_span(args.seed, args.count, start, args.requests_per_day)
+    if args.recent:
+        from producers.recent import start_ending_by
+
+        start = start_ending_by(
+            datetime.now(UTC), args.seed, args.count, requests_per_day=args.requests_per_day
+        )
     events: Iterable[Event] = simulate(
         args.seed,
         args.count,
@@ -110,8 +112,6 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         requests_per_day=args.requests_per_day,
         body_for=_router_bodies(),
     )
-    if args.recent:
-        events = itertools.takewhile(lambda event: event.occurred_at <= now, events)
     if args.output:
         from producers.files import to_json_line
 
@@ -140,16 +140,6 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         print(file=sys.stderr)
     print(f"published {sent} events in {elapsed:.1f} s ({sent / elapsed:,.0f} events/s)")
     return 0
-
-
-def simulated_span(seed: int, count: int, start: datetime, requests_per_day: float) -> timedelta:
-    """How much simulated time ``count`` events cover (a dry run of the simulator)."""
-    from producers.simulator import simulate
-
-    last = start
-    for event in simulate(seed, count, start, requests_per_day=requests_per_day):
-        last = event.occurred_at
-    return last - start
 
 
 def _router_bodies() -> Any:

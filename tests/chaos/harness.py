@@ -250,22 +250,17 @@ def stopwatch(name: str, figures: dict[str, float]) -> Iterator[None]:
 
 
 def recent_traffic(seed: int, count: int, now: datetime) -> list[Event]:
-    """``count`` simulated events (fewer if the last ones would lie ahead) ending about ``now``.
+    """``count`` simulated events ending about ``now``.
 
     Traffic from long ago would have every open SLA clock breached many times over at once;
     traffic that ends now keeps the SLA facts to what live traffic produces.
     """
-    from producers.cli import DEFAULT_START, _router_bodies
+    from producers.cli import _router_bodies
+    from producers.recent import start_ending_by
     from producers.simulator import simulate
 
-    start = datetime.fromisoformat(DEFAULT_START)
-    for _ in range(3):  # the span depends on the weekdays it covers
-        last = start
-        for event in simulate(seed, count, start):
-            last = event.occurred_at
-        start = now - (last - start)
-    bodies = _router_bodies()
-    return [e for e in simulate(seed, count, start, body_for=bodies) if e.occurred_at <= now]
+    start = start_ending_by(now, seed, count)
+    return list(simulate(seed, count, start, body_for=_router_bodies()))
 
 
 def group_lag(settings: Settings, group: str, topics: Sequence[str]) -> int | None:
