@@ -430,7 +430,10 @@ class Demo:
             if now - printed >= PROGRESS_SECONDS:
                 printed = now
                 sent = _published_so_far(simulate.log)
-                self.say(f"  published {sent:,} / {plan.count:,}   {self._lag_text(reports)}")
+                if sent is None:  # still in the dry runs that place the traffic before now
+                    self.say("  finding the start at which the traffic ends by now")
+                else:
+                    self.say(f"  published {sent:,} / {plan.count:,}   {self._lag_text(reports)}")
         status = simulate.popen.returncode
         self.children.remove(simulate)
         output = simulate.log.read_text(errors="replace")
@@ -531,14 +534,14 @@ class Demo:
             print("kafka: local broker stopped", flush=True)
 
 
-def _published_so_far(log: Path) -> int:
-    """The last ``published N / M events`` progress figure the simulator wrote."""
+def _published_so_far(log: Path) -> int | None:
+    """The last ``published N / M events`` progress figure the simulator wrote (None: none yet)."""
     try:
         with log.open("rb") as handle:
             handle.seek(0, os.SEEK_END)
             handle.seek(max(handle.tell() - 400, 0))
             tail = handle.read()
     except FileNotFoundError:
-        return 0
+        return None
     found = PUBLISHED.findall(tail)
-    return int(found[-1][0].replace(b",", b"")) if found else 0
+    return int(found[-1][0].replace(b",", b"")) if found else None
