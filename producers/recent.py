@@ -17,7 +17,8 @@ from producers.simulator import simulate
 
 SPAN_FRACTION = 500  # close enough: the last event within a 500th of the span before now
 LEAST_TOLERANCE = timedelta(minutes=1)
-ATTEMPTS = 40  # dry runs at most; 150 searches for 2,000 events took 5 to 28
+BRACKETING = 20  # steps back at most to a start ending by now (300 searches of 2,000 events: 0-4)
+NARROWING = 30  # dry runs at most to come closer to now (the same 300 searches: 0-20)
 
 
 class NoStartFound(RuntimeError):
@@ -51,35 +52,33 @@ def latest_start(end_of: Callable[[datetime], datetime], now: datetime) -> datet
     ``end_of`` need only grow with its argument roughly (it jumps where traffic lands in a
     quiet night); the search never trusts that, it only narrows a bracket it has evaluated:
     interpolation between its ends (regula falsi), halving when one end has stood still twice.
+    When its budget of dry runs is spent it answers with the best start it has evaluated.
     """
-    attempts = iter(range(ATTEMPTS))
-
-    def evaluate(start: datetime) -> datetime:
-        if next(attempts, None) is None:
-            raise NoStartFound(f"no start ending by {now.isoformat()} in {ATTEMPTS} dry runs")
-        return end_of(start)
-
-    late, late_end = now, evaluate(now)
+    late, late_end = now, end_of(now)
     if late_end <= now:
         return now
     early = now - (late_end - now)
-    early_end = evaluate(early)
-    while early_end > now:  # not early enough: step back twice as far as the overshoot
-        late, late_end = early, early_end
-        early = late - 2 * (late_end - now)
-        early_end = evaluate(early)
+    early_end = end_of(early)
+    for _ in range(BRACKETING):
+        if early_end <= now:
+            break
+        late, late_end = early, early_end  # not early enough: step back, at least half as far again
+        early = late - max(2 * (late_end - now), (now - late) / 2)
+        early_end = end_of(early)
+    if early_end > now:
+        raise NoStartFound(f"no start ending by {now.isoformat()} in {BRACKETING} dry runs")
     still = 0  # how many steps in a row the same end of the bracket moved
     moved_early: bool | None = None
-    while True:
+    for _ in range(NARROWING):
         tolerance = max(LEAST_TOLERANCE, (now - early) / SPAN_FRACTION)
         if now - early_end <= tolerance or late - early <= tolerance:
-            return early
+            break
         if still >= 2:
             guess = early + (late - early) / 2
         else:
             share = (now - early_end) / (late_end - early_end)
             guess = early + (late - early) * min(max(share, 0.01), 0.99)
-        end = evaluate(guess)
+        end = end_of(guess)
         if end <= now:
             still = still + 1 if moved_early else 1
             moved_early = True
@@ -88,6 +87,7 @@ def latest_start(end_of: Callable[[datetime], datetime], now: datetime) -> datet
             still = still + 1 if moved_early is False else 1
             moved_early = False
             late, late_end = guess, end
+    return early
 
 
 __all__ = ["NoStartFound", "last_event_at", "latest_start", "start_ending_by"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -40,7 +41,7 @@ def test_every_requested_event_has_happened_by_now_and_the_last_lately(now: date
     assert now - start > timedelta(hours=3)  # 2,000 events are hours of national traffic
 
 
-def _monotone(offset_s: float, slopes: list[float]) -> tuple[datetime, object]:
+def _monotone(offset_s: float, slopes: list[float]) -> Callable[[datetime], datetime]:
     """A non-decreasing end-of-traffic function, piecewise linear by the hour around ``NOW``,
     always after its start."""
     origin = NOW - timedelta(days=3)
@@ -54,7 +55,7 @@ def _monotone(offset_s: float, slopes: list[float]) -> tuple[datetime, object]:
         value = knots[hour] + slopes[hour] * (seconds - hour * 3_600)
         return max(start + timedelta(minutes=1), origin + timedelta(seconds=offset_s + value))
 
-    return origin, end_of
+    return end_of
 
 
 @settings(max_examples=200, deadline=None)
@@ -65,12 +66,12 @@ def _monotone(offset_s: float, slopes: list[float]) -> tuple[datetime, object]:
 def test_the_start_found_ends_by_now_and_a_tolerance_later_would_not(
     offset_h: float, slopes: list[float]
 ) -> None:
-    _, end_of = _monotone(offset_h * 3_600, slopes)
-    found = latest_start(end_of, NOW)  # type: ignore[arg-type]
-    assert end_of(found) <= NOW  # type: ignore[operator]
+    end_of = _monotone(offset_h * 3_600, slopes)
+    found = latest_start(end_of, NOW)
+    assert end_of(found) <= NOW
     tolerance = max(LEAST_TOLERANCE, (NOW - found) / SPAN_FRACTION)
-    close = NOW - end_of(found) <= tolerance  # type: ignore[operator]
-    assert close or end_of(found + tolerance) > NOW  # type: ignore[operator]
+    close = NOW - end_of(found) <= tolerance
+    assert close or end_of(found + tolerance) > NOW
 
 
 def test_a_traffic_that_never_ends_by_now_is_an_error_not_a_hang() -> None:
@@ -90,3 +91,32 @@ def test_an_end_that_jumps_back_and_forth_still_gives_a_start_that_ends_by_now()
     found = latest_start(end_of, NOW)
     assert end_of(found) <= NOW
     assert NOW - end_of(found) < timedelta(hours=6)
+
+
+def _gap_at_ten_hours(calls: list[datetime]) -> Callable[[datetime], datetime]:
+    def end_of(start: datetime) -> datetime:
+        calls.append(start)
+        late = start > NOW - timedelta(hours=10)
+        return start + timedelta(hours=10 if late else 5)  # a 5-hour gap no start closes
+
+    return end_of
+
+
+def test_a_gap_no_start_closes_ends_the_search_once_the_bracket_is_narrow() -> None:
+    calls: list[datetime] = []
+    end_of = _gap_at_ten_hours(calls)
+    found = latest_start(end_of, NOW)
+    assert end_of(found) <= NOW
+    assert NOW - timedelta(hours=10, minutes=2) < found <= NOW - timedelta(hours=10)
+    assert len(calls) < 40
+
+
+def test_a_search_out_of_dry_runs_answers_with_a_start_that_ends_by_now(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("producers.recent.NARROWING", 2)
+    calls: list[datetime] = []
+    end_of = _gap_at_ten_hours(calls)
+    found = latest_start(end_of, NOW)
+    assert len(calls) == 2 + 2  # now, the first guess, two narrowing steps
+    assert end_of(found) <= NOW
