@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from producers.simulator import simulate
+from producers.simulator import REQUESTS_PER_DAY, simulate
 
 SPAN_FRACTION = 500  # close enough: the last event within a 500th of the span before now
 LEAST_TOLERANCE = timedelta(minutes=1)
@@ -38,7 +38,7 @@ def last_event_at(seed: int, count: int, start: datetime, *, requests_per_day: f
 
 
 def start_ending_by(
-    now: datetime, seed: int, count: int, *, requests_per_day: float = 2_000.0
+    now: datetime, seed: int, count: int, *, requests_per_day: float = REQUESTS_PER_DAY
 ) -> datetime:
     """The latest start (to within :data:`SPAN_FRACTION`) whose ``count`` events end by ``now``."""
     return latest_start(

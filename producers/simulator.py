@@ -44,6 +44,7 @@ from samt124.provinces import PROVINCES
 
 T = TypeVar("T")
 BodyFor = Callable[[str, str, datetime], str]  # (province, category, submitted at) -> body id
+REQUESTS_PER_DAY = 2_000.0  # the mean national intake unless told otherwise
 
 TEHRAN = timezone(timedelta(hours=3, minutes=30))
 OFFICE_HOURS = (8, 14)  # local hours bodies work, Saturday to Wednesday
@@ -152,7 +153,7 @@ def simulate(
     count: int,
     start: datetime,
     *,
-    requests_per_day: float = 2_000.0,
+    requests_per_day: float = REQUESTS_PER_DAY,
     closure_probability: float = 0.01,
     body_for: BodyFor = provincial_organization,
 ) -> Iterator[Event]:
@@ -433,4 +434,4 @@ def _cumulative(weights: Sequence[float]) -> list[float]:
     return list(itertools.accumulate(weights))
 
 
-__all__ = ["BodyFor", "provincial_organization", "simulate", "working_hours"]
+__all__ = ["REQUESTS_PER_DAY", "BodyFor", "provincial_organization", "simulate", "working_hours"]
