@@ -29,8 +29,8 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import jdatetime
 
-from samt124.events import EVENT_TYPES, Event, Requester
-from samt124.validation import FieldError, validate
+from samt124.domain.events import EVENT_TYPES, Event, Requester
+from samt124.domain.validation import FieldError, validate
 
 FILE_NAMESPACE = uuid.UUID("5a3d6c1e-8b1f-4c57-9d0e-124000000001")
 CSV_REQUIRED = (

@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
-from samt124 import wire
-from samt124.events import Event
+from samt124.contract import wire
+from samt124.domain.events import Event
+from samt124.domain.validation import ValidationFailed, validate
+from samt124.kafka.topics import Topics
 from samt124.settings import Settings
-from samt124.topics import Topics
-from samt124.validation import ValidationFailed, validate
 
 
 class PublishFailed(RuntimeError):

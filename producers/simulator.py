@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, TypeVar
 
-from samt124.catalogue import CATALOGUE, Category
-from samt124.events import (
+from samt124.domain.catalogue import CATALOGUE, Category
+from samt124.domain.events import (
     ApplicantResponded,
     BodyKind,
     Channel,
@@ -40,7 +40,7 @@ from samt124.events import (
     RequestSubmitted,
     RequestTransferred,
 )
-from samt124.provinces import PROVINCES
+from samt124.domain.provinces import PROVINCES
 
 T = TypeVar("T")
 BodyFor = Callable[[str, str, datetime], str]  # (province, category, submitted at) -> body id

@@ -35,12 +35,12 @@ from typing import Any
 import faust
 from faust.types import TP
 
-from samt124.calendar import Closure
+from samt124.domain.calendar import Closure
+from samt124.domain.lifecycle import RequestState
+from samt124.kafka.topics import Topics
 from samt124.settings import Settings
-from samt124.topics import Topics
 from streams.deadlines import DeadlineQueue
 from streams.delivery import Deliveries, Record
-from streams.lifecycle import RequestState
 from streams.pipeline import Outgoing, Pipeline, Where
 from streams.sequence import Sequence, Skipped, committed_with_retry, restart
 from streams.stream_time import sla_now

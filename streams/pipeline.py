@@ -1,7 +1,7 @@
 """What the worker does with each message, without Faust: bytes in, bytes out.
 
 :class:`Pipeline` decodes and validates an intake message, folds it into the request's state with
-:func:`streams.lifecycle.decide`, and says what to publish: the event itself to its province's
+:func:`samt124.domain.lifecycle.decide`, and says what to send: the event itself to its province's
 topic, the referral samt124 derived, SLA facts to ``samt124.sla``, or the original bytes to the
 dead-letter topic with the reason. A message on another intake partition than the one Kafka's
 default partitioner gives its request id is first copied there, so that everything about a
@@ -14,15 +14,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from samt124 import wire
-from samt124.calendar import Calendar, Closure, load_config
-from samt124.events import SLA_EVENT_TYPES, Event, OfficeClosureAnnounced, event_type
+from samt124.contract import wire
+from samt124.domain.calendar import Calendar, Closure, load_config
+from samt124.domain.events import SLA_EVENT_TYPES, Event, OfficeClosureAnnounced, event_type
+from samt124.domain.lifecycle import (
+    Context,
+    RequestState,
+    closure_of,
+    decide,
+    due_sla_facts,
+    next_due,
+)
+from samt124.domain.routing import ReferralRules, load_rules
+from samt124.domain.sla import Policies, load_policies
+from samt124.domain.validation import validate
+from samt124.kafka.topics import Topics, partition_of
 from samt124.settings import Settings
-from samt124.topics import Topics, partition_of
-from samt124.validation import validate
-from streams.lifecycle import Context, RequestState, closure_of, decide, due_sla_facts, next_due
-from streams.routing import ReferralRules, load_rules
-from streams.sla import Policies, load_policies
 
 Headers = list[tuple[str, bytes]]
 MOVED_FROM = "moved-from"  # header of an intake message copied to its request's partition

@@ -1,4 +1,4 @@
-"""Versioned schema migrations: ``consumers/migrations/NNN_name.sql``, applied in order, once.
+"""Versioned schema migrations, ``consumers/clickhouse/schema/NNN_name.sql``, applied once each.
 
 Each applied version is recorded in ``<db>.schema_migrations``; running :func:`migrate` again
 applies only what is new. Statements are separated by ``;`` at the end of a line. The
@@ -39,7 +39,7 @@ class Migration:
 def available() -> list[Migration]:
     """The migrations shipped with samt124, in version order."""
     found = []
-    for entry in files("consumers").joinpath("migrations").iterdir():
+    for entry in files("consumers.clickhouse").joinpath("schema").iterdir():
         match = _NAME.match(entry.name)
         if match:
             found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))

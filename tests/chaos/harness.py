@@ -22,12 +22,12 @@ from typing import Any
 
 from consumers.clickhouse.engine import opened
 from consumers.clickhouse.migrations import migrate
+from devtools.local import clickhouse, kafka
 from samt124 import waiting
-from samt124.events import Event
-from samt124.local import clickhouse, kafka
+from samt124.domain.events import Event
+from samt124.kafka.reader import count_records
+from samt124.kafka.topics import Topics
 from samt124.settings import Settings, parse_clickhouse_url
-from samt124.topic_reader import count_records
-from samt124.topics import Topics
 
 REPO = Path(__file__).resolve().parents[2]
 log = logging.getLogger("samt124.chaos")
@@ -255,9 +255,9 @@ def recent_traffic(seed: int, count: int, now: datetime) -> list[Event]:
     Traffic from long ago would have every open SLA clock breached many times over at once;
     traffic that ends now keeps the SLA facts to what live traffic produces.
     """
-    from producers.cli import _router_bodies
     from producers.recent import start_ending_by
     from producers.simulator import simulate
+    from samt124.domain.routing import referral_bodies as _router_bodies
 
     start = start_ending_by(now, seed, count)
     return list(simulate(seed, count, start, body_for=_router_bodies()))

@@ -14,11 +14,11 @@ from datetime import UTC, datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from samt124 import wire
-from samt124.events import Event
+from samt124.contract import wire
+from samt124.domain.events import Event
+from samt124.kafka.reader import read_topics
+from samt124.kafka.topics import Topics
 from samt124.settings import Settings
-from samt124.topic_reader import read_topics
-from samt124.topics import Topics
 from streams.pipeline import Pipeline, Where
 from tests.chaos.harness import province_topics, wait_until
 from tests.integration.pipeline import Process, submission

@@ -32,13 +32,19 @@ from pathlib import Path
 
 import pytest
 
-from consumers.sink import group_id as sink_group
-from samt124 import wire
-from samt124.events import Event, LetterRegistered, RequestReferred, RequestSubmitted, SlaBreached
-from samt124.kafka_admin import ensure_topics
+from consumers.sink.loader import group_id as sink_group
+from samt124.contract import wire
+from samt124.domain.events import (
+    Event,
+    LetterRegistered,
+    RequestReferred,
+    RequestSubmitted,
+    SlaBreached,
+)
+from samt124.kafka.admin import ensure_topics
+from samt124.kafka.reader import read_topics
+from samt124.kafka.topics import Topics
 from samt124.settings import Settings
-from samt124.topic_reader import read_topics
-from samt124.topics import Topics
 from streams.app import group_id as worker_group
 from tests.chaos.harness import (
     OwnServices,

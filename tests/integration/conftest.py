@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from samt124.kafka_admin import ensure_topics
-from samt124.local import clickhouse, kafka
+from devtools.local import clickhouse, kafka
+from samt124.kafka.admin import ensure_topics
 from samt124.settings import Settings, parse_clickhouse_url
 from tests.integration.pipeline import Process, start
 

@@ -15,9 +15,9 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from samt124.events import Event, Requester, RequestSubmitted
+from samt124.domain.events import Event, Requester, RequestSubmitted
+from samt124.kafka.reader import Record
 from samt124.settings import Settings, child_environment
-from samt124.topic_reader import Record
 from samt124.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -105,6 +105,6 @@ def submission(
 
 
 def decoded(records: list[Record]) -> list[Event]:
-    from samt124 import wire
+    from samt124.contract import wire
 
     return [wire.decode(r.value) for r in records]

@@ -11,12 +11,12 @@ import pytest
 
 from consumers.clickhouse.engine import Engine, EngineBusy, EngineError, connect, opened
 from consumers.clickhouse.migrations import available, migrate
-from consumers.rows import Position
-from consumers.sink import Message, build_batch, store
+from consumers.sink.loader import Message, build_batch, store
+from consumers.sink.rows import Position
 from producers.simulator import simulate
+from samt124.contract.wire import encode
+from samt124.kafka.topics import Topics
 from samt124.settings import parse_clickhouse_url
-from samt124.topics import Topics
-from samt124.wire import encode
 
 pytestmark = pytest.mark.integration
 TOPICS = Topics("eng")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from samt124.local import clickhouse
+from devtools.local import clickhouse
 from samt124.settings import Settings
 from tests.chaos.harness import free_port
 from tests.integration.conftest import Services, unique

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from samt124.html_report import BACKLOG_BODIES
+from consumers.analytics.html_report import BACKLOG_BODIES
 from samt124.settings import Settings
 from tests.integration.conftest import Services, unique
 from tests.integration.pipeline import REPO, env_for

@@ -18,9 +18,9 @@ from kafka.structs import OffsetAndMetadata
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from consumers.lag import LagReader
+from consumers.lag.reader import LagReader
+from devtools.local.kafka import jars
 from samt124 import cli
-from samt124.local.kafka import jars
 from samt124.settings import Settings
 
 PER_PARTITION = 10

@@ -84,8 +84,8 @@ def test_up_down_up_reuses_data_and_leaves_no_process(tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("services")
 def test_a_start_that_fails_after_launching_leaves_no_process(tmp_path: Path) -> None:
-    from samt124.local import kafka
-    from samt124.local.process import LocalServiceError
+    from devtools.local import kafka
+    from devtools.local.process import LocalServiceError
     from samt124.settings import Settings
 
     home = tmp_path / "home"

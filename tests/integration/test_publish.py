@@ -13,9 +13,9 @@ import avro.io
 import avro.schema
 
 from producers.publisher import Publisher
+from samt124.kafka.reader import read_topics
+from samt124.kafka.topics import Topics
 from samt124.settings import Settings
-from samt124.topic_reader import read_topics
-from samt124.topics import Topics
 from schemas import SCHEMA_DIR
 from tests.integration.pipeline import env_for, submission
 

@@ -19,15 +19,16 @@ from datetime import UTC, date, datetime, time, timedelta
 import jdatetime
 import pytest
 
+from consumers.analytics.reports import ReportParams, run
 from consumers.clickhouse.engine import Engine, opened
 from consumers.clickhouse.migrations import migrate
-from consumers.reports import ReportParams, run
-from consumers.rows import TEHRAN, Position, jalali
-from consumers.sink import Message, build_batch, store
+from consumers.sink.loader import Message, build_batch, store
+from consumers.sink.rows import TEHRAN, Position, jalali
 from producers.simulator import simulate
-from samt124.calendar import Calendar, Closure, load_config
-from samt124.catalogue import CATALOGUE
-from samt124.events import (
+from samt124.contract.wire import encode
+from samt124.domain.calendar import Calendar, Closure, load_config
+from samt124.domain.catalogue import CATALOGUE
+from samt124.domain.events import (
     Event,
     LetterRegistered,
     OfficeClosureAnnounced,
@@ -41,9 +42,8 @@ from samt124.events import (
     SlaBreached,
     derived_id,
 )
+from samt124.kafka.topics import Topics
 from samt124.settings import parse_clickhouse_url
-from samt124.topics import Topics
-from samt124.wire import encode
 
 pytestmark = pytest.mark.integration
 

@@ -16,11 +16,11 @@ import pytest
 
 from producers.publisher import Publisher
 from producers.simulator import simulate
-from samt124.events import Event, LetterRegistered, RequestReferred, RequestSubmitted
-from samt124.kafka_admin import ensure_topics
+from samt124.domain.events import Event, LetterRegistered, RequestReferred, RequestSubmitted
+from samt124.kafka.admin import ensure_topics
+from samt124.kafka.reader import count_records, read_topics
+from samt124.kafka.topics import Topics
 from samt124.settings import Settings
-from samt124.topic_reader import count_records, read_topics
-from samt124.topics import Topics
 from tests.integration.pipeline import decoded, start, wait_for
 
 pytestmark = pytest.mark.integration

@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from devtools.local import kafka, tls
 from producers.publisher import Publisher
-from samt124 import wire
-from samt124.events import RequestReferred
-from samt124.kafka_admin import ensure_topics
-from samt124.local import kafka, tls
+from samt124.contract import wire
+from samt124.domain.events import RequestReferred
+from samt124.kafka.admin import ensure_topics
+from samt124.kafka.reader import read_topics
+from samt124.kafka.topics import Topics
 from samt124.settings import Settings
-from samt124.topic_reader import read_topics
-from samt124.topics import Topics
 from streams.app import group_id
 from tests.chaos.harness import free_port
 from tests.integration.pipeline import env_for, start, submission, wait_for

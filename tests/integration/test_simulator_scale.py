@@ -11,7 +11,7 @@ DIGEST = """
 import hashlib, sys
 from datetime import datetime
 from producers.simulator import simulate
-from samt124 import wire
+from samt124.contract import wire
 digest, count = hashlib.sha256(), 0
 start = datetime.fromisoformat("2025-05-25T07:00:00+03:30")
 for event in simulate(int(sys.argv[1]), int(sys.argv[2]), start):

@@ -16,10 +16,10 @@ import pytest
 from consumers.clickhouse.engine import opened
 from consumers.clickhouse.migrations import migrate
 from producers.simulator import simulate
-from samt124.events import Event
+from samt124.contract.wire import encode, headers, key
+from samt124.domain.events import Event
+from samt124.kafka.topics import Topics
 from samt124.settings import Settings, parse_clickhouse_url
-from samt124.topics import Topics
-from samt124.wire import encode, headers, key
 
 pytestmark = pytest.mark.integration
 EVENTS = 8_000

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 from consumers.clickhouse.engine import EngineError, opened
-from consumers.sink import group_id
+from consumers.sink.loader import group_id
+from devtools.local import clickhouse
 from producers.simulator import simulate
-from samt124.local import clickhouse
 from samt124.settings import Settings, parse_clickhouse_url
 from tests.integration.test_sink import publish
 

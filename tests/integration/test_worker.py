@@ -9,20 +9,20 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from samt124 import wire
-from samt124.calendar import always_open
-from samt124.events import (
+from samt124.contract import wire
+from samt124.domain.calendar import always_open
+from samt124.domain.events import (
     RequestAssigned,
     RequestReferred,
     RequestSubmitted,
     SlaBreached,
     SlaWarning,
 )
-from samt124.kafka_admin import ensure_topics
+from samt124.domain.sla import single_policy
+from samt124.kafka.admin import ensure_topics
+from samt124.kafka.reader import Record, read_topics
+from samt124.kafka.topics import Topics, partition_of
 from samt124.settings import Settings
-from samt124.topic_reader import Record, read_topics
-from samt124.topics import Topics, partition_of
-from streams.sla import single_policy
 from tests.integration.pipeline import (
     Process,
     decoded,

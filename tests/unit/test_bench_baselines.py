@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from samt124.bench.baselines import parse_consumer_performance
-from samt124.bench.harness import BenchError
+from devtools.bench.baselines import parse_consumer_performance
+from devtools.bench.harness import BenchError
 
 HEADER = (
     "start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec,"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.burrow import History, Sample, Status, evaluate, filled, in_window, worst
+from consumers.lag.burrow import History, Sample, Status, evaluate, filled, in_window, worst
 
 WINDOW = 10.0
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from samt124.calendar import Calendar, Closure, load_config, official_holidays, parse_config
+from samt124.domain.calendar import Calendar, Closure, load_config, official_holidays, parse_config
 
 TEHRAN = ZoneInfo("Asia/Tehran")
 HOUR = 3600

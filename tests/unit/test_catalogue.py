@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import get_args
 
-from samt124.catalogue import CATALOGUE, GROUPS, in_group
-from samt124.events import Priority
-from samt124.provinces import PROVINCES
+from samt124.domain.catalogue import CATALOGUE, GROUPS, in_group
+from samt124.domain.events import Priority
+from samt124.domain.provinces import PROVINCES
 
 
 def test_the_31_provinces_with_current_iso_codes() -> None:

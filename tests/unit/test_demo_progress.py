@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from samt124.demo import _published_so_far
+from devtools.demo import _published_so_far
 
 
 def test_the_last_figure_the_simulator_wrote_is_read(tmp_path: Path) -> None:

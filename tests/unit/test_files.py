@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from producers.files import parse_csv, read, to_json_line
-from samt124.events import LetterRegistered, RequestSubmitted
+from samt124.domain.events import LetterRegistered, RequestSubmitted
 
 NOW = datetime(2025, 7, 1, 12, 0, tzinfo=UTC)
 SUBMITTED = {

@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from samt124.html_report import (
+from consumers.analytics.html_report import (
     BACKLOG_BODIES,
     LagGroup,
     LagPoint,

@@ -6,7 +6,7 @@ import logging
 
 from kafka.errors import KafkaConnectionError, KafkaTimeoutError
 
-from samt124 import kafka_trouble
+from samt124.kafka import trouble as kafka_trouble
 
 
 def test_a_refused_certificate_is_named_with_a_hint() -> None:

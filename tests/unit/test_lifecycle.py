@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from samt124.calendar import Calendar, load_config
-from samt124.events import (
+from samt124.domain.calendar import Calendar, load_config
+from samt124.domain.events import (
     ApplicantResponded,
     Event,
     OfficeClosureAnnounced,
@@ -27,7 +27,7 @@ from samt124.events import (
     RequestTransferred,
     SlaBreached,
 )
-from streams.lifecycle import (
+from samt124.domain.lifecycle import (
     Context,
     RequestState,
     closure_of,
@@ -36,8 +36,8 @@ from streams.lifecycle import (
     due_sla_facts,
     next_due,
 )
-from streams.routing import load_rules
-from streams.sla import load_policies
+from samt124.domain.routing import load_rules
+from samt124.domain.sla import load_policies
 
 TEHRAN = ZoneInfo("Asia/Tehran")
 RULES = load_rules()

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from samt124.local import clickhouse
+from devtools.local import clickhouse
 
 
 def closed_port() -> int:

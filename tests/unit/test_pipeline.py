@@ -8,16 +8,16 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from samt124 import wire
-from samt124.events import (
+from samt124.contract import wire
+from samt124.domain.events import (
     OfficeClosureAnnounced,
     Requester,
     RequestReferred,
     RequestSubmitted,
     SlaBreached,
 )
+from samt124.kafka.topics import partition_of
 from samt124.settings import Settings
-from samt124.topics import partition_of
 from streams.pipeline import MOVED_FROM, Pipeline, Step, Where
 
 WALL = datetime(2025, 7, 1, 9, 0, tzinfo=UTC)

@@ -6,8 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from consumers.cli import render
-from consumers.reports import (
+from consumers.analytics.reports import (
     QUERIES,
     REPORTS,
     ReportParams,
@@ -23,6 +22,7 @@ from consumers.reports import (
     volume_sql,
     week_label,
 )
+from samt124.commands.consumers import render
 
 
 def test_every_report_reads_only_the_deduplicated_views() -> None:

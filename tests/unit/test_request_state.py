@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from streams.lifecycle import RequestState
-from streams.sla import Clock
+from samt124.domain.lifecycle import RequestState
+from samt124.domain.sla import Clock
 
 DATA = Path(__file__).parent / "data"
 

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from samt124.events import LetterRegistered, Requester, RequestSubmitted, derived_id
-from streams.routing import load_rules, parse_rules, route
+from samt124.domain.events import LetterRegistered, Requester, RequestSubmitted, derived_id
+from samt124.domain.routing import load_rules, parse_rules, route
 
 TEHRAN = ZoneInfo("Asia/Tehran")
 RULES = load_rules()

@@ -7,7 +7,7 @@ import hmac
 import json
 from datetime import UTC, date, datetime
 
-from consumers.rows import (
+from consumers.sink.rows import (
     ERROR_COLUMNS,
     EVENT_COLUMNS,
     SLA_COLUMNS,
@@ -19,7 +19,7 @@ from consumers.rows import (
     requester_hash,
     sla_row,
 )
-from samt124.events import (
+from samt124.domain.events import (
     RequestAssigned,
     Requester,
     RequestSubmitted,

@@ -10,7 +10,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import pytest
 
-from samt124.events import EVENT_TYPES, Envelope, Requester
+from samt124.domain.events import EVENT_TYPES, Envelope, Requester
 from schemas import RELEASED_DIR, SCHEMA_DIR
 
 NAMESPACE = "ir.samt124.events"

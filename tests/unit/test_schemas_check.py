@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from samt124.schemas_check import check, unreleased
+from samt124.contract.compatibility import check, unreleased
 from schemas import RELEASED_DIR, SCHEMA_DIR
 
 

@@ -8,10 +8,10 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 
 from producers.simulator import simulate, working_hours
-from samt124 import wire
-from samt124.catalogue import CATALOGUE, GROUPS
-from samt124.events import Event, LetterRegistered, RequestSubmitted
-from samt124.validation import validate
+from samt124.contract import wire
+from samt124.domain.catalogue import CATALOGUE, GROUPS
+from samt124.domain.events import Event, LetterRegistered, RequestSubmitted
+from samt124.domain.validation import validate
 
 START = datetime(2025, 10, 25, 4, 30, tzinfo=UTC)  # a Saturday, 08:00 in Tehran
 TEHRAN = timezone(timedelta(hours=3, minutes=30))

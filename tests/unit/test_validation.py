@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from samt124.events import (
+from samt124.domain.events import (
     Envelope,
     OfficeClosureAnnounced,
     RequestClosed,
@@ -15,7 +15,7 @@ from samt124.events import (
     RequestSubmitted,
     replace,
 )
-from samt124.validation import FieldError, ValidationFailed, validate
+from samt124.domain.validation import FieldError, ValidationFailed, validate
 
 ENVELOPE = [field.name for field in dataclasses.fields(Envelope)]
 NOW = datetime(2025, 10, 22, 8, 0, tzinfo=UTC)

@@ -18,9 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from samt124 import wire
-from samt124.events import EVENT_TYPES, Event, RequestClosed, Requester, RequestSubmitted
-from samt124.wire import Codec, DecodeError
+from samt124.contract import wire
+from samt124.contract.wire import Codec, DecodeError
+from samt124.domain.events import EVENT_TYPES, Event, RequestClosed, Requester, RequestSubmitted
 from schemas import RELEASED_DIR, SCHEMA_DIR
 
 SUBMITTED = RequestSubmitted(

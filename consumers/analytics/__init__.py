@@ -1,0 +1,1 @@
+"""What analysts read: the reports over ClickHouse, and their HTML rendering."""

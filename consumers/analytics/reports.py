@@ -1,0 +1,596 @@
+"""The reports analysts read: SQL over the deduplicated views, finished in Python.
+
+Every report reads ``events_unique``, ``sla_events_unique`` or the ``requests`` view built on
+them, so each event counts once however often the sink delivered it. The SQL is portable
+between ClickHouse 18.16 and current ClickHouse (no positional GROUP BY, explicit ``ANY``
+joins, one join per SELECT) and returns only strings, numbers and arrays, so both engines print
+the same figures.
+
+Durations are **working hours**: ClickHouse gives each request's submission, first response
+and last resolution instants (milliseconds) and who held it when; Python counts the working
+time between them with the shared business calendar (:mod:`samt124.domain.calendar`: office hours,
+official holidays, and the ``OfficeClosureAnnounced`` closures found in ``events_unique``),
+in the calendar of the *answering province*, the province that held the request (its last
+referral or transfer) at the instant of the answer. Quantiles are nearest-rank
+(:func:`nearest_rank`) over whole microseconds, rounded to hundredths of an hour at the end.
+
+Periods are labelled in the chosen calendar, in Tehran time: Jalali months as
+``1403-06 (Shahrivar)``, weeks as ``1403-W24 from 1403-06-10`` (Jalali weeks start on
+Saturday), instants as ``1403-06-11 12:30``; Gregorian ones as ``2024-09``,
+``2024-W36 from 2024-09-02`` (ISO weeks) and ``2024-09-01 12:30``. ``with_gregorian`` adds the
+Gregorian dates to Jalali labels.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from typing import Any, Literal
+
+import jdatetime
+
+from consumers.clickhouse.engine import Engine, quote
+from samt124.domain.calendar import Calendar, CalendarConfig, Closure, load_config, to_us
+from samt124.domain.tehran_time import JALALI_MONTHS
+
+CalendarKind = Literal["jalali", "gregorian"]
+TEHRAN = timezone(timedelta(hours=3, minutes=30))
+INTAKE = "('RequestSubmitted', 'LetterRegistered')"
+HOLDERS = "('RequestReferred', 'RequestTransferred')"
+ALBORZ = "IR-30"
+DURATION_NOTE = (
+    "hours are working hours of the answering province: office hours, official holidays "
+    "and announced closures"
+)
+DIMENSIONS = {
+    "province": "province",
+    "body": "body_id",
+    "category": "category",
+    "month": "month",
+}
+US_PER_HOUR = 3_600_000_000
+
+Table = tuple[list[str], list[tuple[object, ...]]]
+
+
+@dataclass(frozen=True)
+class ReportParams:
+    calendar: CalendarKind = "jalali"
+    provinces: tuple[str, ...] = ()
+    since: datetime | None = None  # requests submitted (facts occurred) from this instant on
+    as_of: datetime = field(default_factory=lambda: datetime.now(UTC))
+    by: str = "province"  # durations and sla: province, body, category or month
+    with_gregorian: bool = False  # Jalali labels also show the Gregorian dates
+    calendars: CalendarConfig | None = None  # office hours; None: the shipped calendars
+
+
+def parse_since(text: str, calendar: CalendarKind) -> datetime:
+    """``YYYY-MM-DD`` (Jalali when the calendar is Jalali) as the start of that day in Tehran."""
+    year, month, day = (int(part) for part in text.replace("/", "-").split("-"))
+    if calendar == "jalali":
+        gregorian = jdatetime.date(year, month, day).togregorian()
+    else:
+        gregorian = date(year, month, day)
+    return datetime.combine(gregorian, time(), TEHRAN)
+
+
+# -- labels ----------------------------------------------------------------------------------
+
+
+def month_label(key: int, params: ReportParams) -> str:
+    """``YYYYMM`` of the chosen calendar as ``1403-06 (Shahrivar)`` or ``2024-09``."""
+    year, month = divmod(key, 100)
+    if params.calendar == "gregorian":
+        return f"{year:04d}-{month:02d}"
+    label = f"{year:04d}-{month:02d} ({JALALI_MONTHS[month - 1]})"
+    if params.with_gregorian:
+        first = jdatetime.date(year, month, 1)
+        following = jdatetime.date(year + month // 12, month % 12 + 1, 1)
+        last = following.togregorian() - timedelta(days=1)
+        label += f" [{first.togregorian().isoformat()}..{last.isoformat()}]"
+    return label
+
+
+def jalali_week_start(year: int, week: int) -> jdatetime.date:
+    """The first day of week ``week`` of Jalali ``year`` (weeks start on Saturday)."""
+    first = jdatetime.date(year, 1, 1)
+    day = max(1, (week - 1) * 7 - first.weekday() + 1)  # jdatetime: Saturday is weekday 0
+    return first + timedelta(days=day - 1)
+
+
+def week_label(year: int, week: int, params: ReportParams) -> str:
+    """A week of the chosen calendar: ``1403-W24 from 1403-06-10`` or ``2024-W36 from ...``."""
+    if params.calendar == "gregorian":
+        monday = date.fromisocalendar(year, week, 1)
+        return f"{year:04d}-W{week:02d} from {monday.isoformat()}"
+    start = jalali_week_start(year, week)
+    label = f"{year:04d}-W{week:02d} from {start.strftime('%Y-%m-%d')}"
+    if params.with_gregorian:
+        label += f" [{start.togregorian().isoformat()}]"
+    return label
+
+
+def instant_label(t: datetime, params: ReportParams) -> str:
+    """An instant in Tehran time, in the chosen calendar, to the minute."""
+    local = t.astimezone(TEHRAN)
+    gregorian = local.strftime("%Y-%m-%d %H:%M")
+    if params.calendar == "gregorian":
+        return gregorian
+    day = jdatetime.date.fromgregorian(date=local.date())
+    label = f"{day.strftime('%Y-%m-%d')} {local.strftime('%H:%M')}"
+    return f"{label} [{gregorian}]" if params.with_gregorian else label
+
+
+# -- working time ----------------------------------------------------------------------------
+
+
+def nearest_rank(values: Sequence[int], level: float) -> int:
+    """The nearest-rank quantile: the ``ceil(level * n)``-th smallest value (1-based)."""
+    if not values:
+        raise ValueError("no values")
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(level * len(ordered))) - 1]
+
+
+def working_hours(values: Sequence[int], level: float) -> float | None:
+    """A nearest-rank quantile of working microseconds, in hours to two decimals."""
+    return round(nearest_rank(values, level) / US_PER_HOUR, 2) if values else None
+
+
+def holder_at(holders: Iterable[tuple[int, str]], at_ms: int, fallback: str) -> str:
+    """The province holding a request at ``at_ms``: its last referral or transfer by then."""
+    held = [(ms, province) for ms, province in holders if ms <= at_ms]
+    return max(held)[1] if held else fallback
+
+
+def closures_sql(db: str) -> str:
+    """Every announced office closure (the payload is JSON as :func:`consumers.sink.rows.payload`
+    writes it; the pattern also accepts a space after the colon)."""
+    return f"""
+SELECT
+    province,
+    extract(payload, '"first_day": *"([0-9-]+)"') AS first_day,
+    extract(payload, '"last_day": *"([0-9-]+)"') AS last_day
+FROM {db}.events_unique
+WHERE event_type = 'OfficeClosureAnnounced'
+ORDER BY province, first_day, last_day"""
+
+
+def business_calendar(engine: Engine, params: ReportParams) -> Calendar:
+    """The shared calendar with every closure announced in the data."""
+    closures: dict[str, list[Closure]] = defaultdict(list)
+    for province, first, last in engine.query(closures_sql(engine.database))[1]:
+        closure = Closure(str(province), date.fromisoformat(first), date.fromisoformat(last))
+        closures[closure.province].append(closure)
+    config = params.calendars or load_config()
+    return Calendar(config, {p: tuple(c) for p, c in closures.items()})
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One request's dimensions and its answers' working time (microseconds)."""
+
+    province: str
+    body_id: str
+    body_kind: str
+    category: str
+    month: int
+    submitted_ms: int
+    response_us: int | None
+    resolution_us: int | None
+
+
+# -- SQL builders (pure) ---------------------------------------------------------------------
+
+
+def _unix(t: datetime) -> int:
+    return int(t.timestamp())
+
+
+def _filters(params: ReportParams, time_column: str, province_column: str = "province") -> str:
+    """A WHERE clause for the province and since filters (always a valid clause)."""
+    clauses = ["1 = 1"]
+    if params.provinces:
+        codes = ", ".join(quote(code) for code in params.provinces)
+        clauses.append(f"{province_column} IN ({codes})")
+    if params.since is not None:
+        clauses.append(f"toUnixTimestamp({time_column}) >= {_unix(params.since)}")
+    return "WHERE " + " AND ".join(clauses)
+
+
+def _requests(db: str, params: ReportParams) -> str:
+    """The requests view, filtered, with the month (YYYYMM) of the chosen calendar."""
+    month = "jalali_month" if params.calendar == "jalali" else "toYYYYMM(submitted_at)"
+    return (
+        f"(SELECT *, toUInt32({month}) AS month FROM {db}.requests "
+        f"{_filters(params, 'submitted_at')})"
+    )
+
+
+def timings_sql(db: str, params: ReportParams) -> str:
+    """Per request: dimensions, answer instants (ms) and who held it when."""
+    return f"""
+SELECT
+    request_id, province, body_id, body_kind, category, month, submitted_province,
+    responded, resolved, submitted_ms, response_ms, resolved_ms, holder_ms, holder_province
+FROM (
+    SELECT
+        request_id, province, body_id, body_kind, category, month, submitted_province,
+        responded, resolved
+    FROM {_requests(db, params)}
+) AS r
+ANY INNER JOIN (
+    SELECT
+        request_id,
+        minIf(occurred_ms, event_type IN {INTAKE}) AS submitted_ms,
+        minIf(occurred_ms, event_type = 'RequestResponded') AS response_ms,
+        maxIf(occurred_ms, event_type = 'RequestResolved') AS resolved_ms,
+        groupArrayIf(occurred_ms, event_type IN {HOLDERS}) AS holder_ms,
+        groupArrayIf(province, event_type IN {HOLDERS}) AS holder_province
+    FROM {db}.events_unique
+    WHERE event_type IN (
+        'RequestSubmitted', 'LetterRegistered', 'RequestResponded', 'RequestResolved',
+        'RequestReferred', 'RequestTransferred'
+    )
+    GROUP BY request_id
+) AS t USING request_id
+ORDER BY request_id"""
+
+
+def backlog_sql(db: str, params: ReportParams) -> str:
+    """Each open request with its province, body and, once breached, its latest due instant."""
+    return f"""
+SELECT province, body_id, toUInt64(ifNull(due_s, 0)) AS due_s
+FROM (SELECT request_id, province, body_id FROM {_requests(db, params)} WHERE is_open) AS r
+ANY LEFT JOIN (
+    SELECT request_id, argMax(toUnixTimestamp(due_at), occurred_ms) AS due_s
+    FROM {db}.sla_events_unique
+    WHERE event_type = 'SlaBreached'
+    GROUP BY request_id
+) AS b USING request_id
+ORDER BY province, body_id"""
+
+
+def sla_sql(db: str, params: ReportParams) -> str:
+    """Resolved on time, late and not yet due, with breach counts, by ``params.by``.
+
+    The resolution clock restarts with the next cycle on each reopening, so a request's current
+    cycle is ``1 + reopenings``; it is late when a RESOLUTION breach of that cycle exists
+    (resolved or not), resolved on time when it is resolved or closed without one, and neither
+    while it is open without one. The on-time rate is on time / (on time + late).
+    """
+    dimension = DIMENSIONS[params.by]
+    return f"""
+SELECT
+    key AS {params.by},
+    count() AS requests,
+    countIf(done) AS resolved_requests,
+    countIf(done AND NOT late) AS resolved_on_time,
+    countIf(late) AS late_requests,
+    countIf(NOT done AND NOT late) AS open_not_late,
+    round(if(resolved_on_time + late_requests = 0, 0,
+        resolved_on_time / (resolved_on_time + late_requests) * 100), 2) AS on_time_percent,
+    sum(first_b) AS first_response_breaches,
+    sum(res_b) AS resolution_breaches,
+    sum(op_b) AS operational_breaches
+FROM (
+    SELECT key, done, has(res_cycles, toUInt16(reopens + 1)) AS late, first_b, res_b, op_b
+    FROM (
+        SELECT request_id, key, done, reopens
+        FROM (
+            SELECT request_id, {dimension} AS key, NOT is_open AS done
+            FROM {_requests(db, params)}
+        ) AS r
+        ANY LEFT JOIN (
+            SELECT request_id, count() AS reopens
+            FROM {db}.events_unique
+            WHERE event_type = 'RequestReopened'
+            GROUP BY request_id
+        ) AS o USING request_id
+    ) AS ro
+    ANY LEFT JOIN (
+        SELECT
+            request_id,
+            countIf(clock = 'FIRST_RESPONSE') AS first_b,
+            countIf(clock = 'RESOLUTION') AS res_b,
+            countIf(clock = 'OPERATIONAL') AS op_b,
+            groupArrayIf(cycle, clock = 'RESOLUTION') AS res_cycles
+        FROM {db}.sla_events_unique
+        WHERE event_type = 'SlaBreached'
+        GROUP BY request_id
+    ) AS b USING request_id
+)
+GROUP BY key
+ORDER BY key"""
+
+
+def volume_sql(db: str, params: ReportParams) -> str:
+    """Requests by category and channel."""
+    return f"""
+SELECT category, channel, count() AS requests
+FROM {_requests(db, params)}
+GROUP BY category, channel
+ORDER BY category, channel"""
+
+
+def rereferral_sql(db: str, params: ReportParams) -> str:
+    """Share of requests transferred at least once, by where they ended up."""
+    requests = _requests(db, params)
+    return f"""
+SELECT
+    body_kind AS ended_at_kind,
+    province AS ended_in_province,
+    count() AS transferred,
+    round(transferred / (SELECT count() FROM {requests}) * 100, 2) AS percent_of_requests
+FROM {requests}
+WHERE transfers > 0
+GROUP BY ended_at_kind, ended_in_province
+ORDER BY transferred DESC, ended_at_kind, ended_in_province"""
+
+
+def delegation_sql(db: str) -> str:
+    """When delegation began: the submission of the first Alborz request sent to Khaneh Samt."""
+    return f"""
+SELECT count(), min(occurred_ms)
+FROM {db}.events_unique
+WHERE event_type IN {INTAKE} AND request_id IN (
+    SELECT request_id
+    FROM {db}.events_unique
+    WHERE event_type = 'RequestReferred' AND province = {quote(ALBORZ)}
+        AND body_kind = 'KHANEH_SAMT'
+)"""
+
+
+def heatmap_sql(db: str, params: ReportParams) -> str:
+    """SlaBreached counts by province and week (Jalali weeks, or ISO weeks from Monday)."""
+    if params.calendar == "jalali":
+        year, week = "jalali_year", "jalali_week"
+    else:
+        year, week = "toISOYear(occurred_at)", "toISOWeek(occurred_at)"
+    return f"""
+SELECT province, toUInt32({year}) AS year, toUInt32({week}) AS week, count() AS breaches
+FROM {db}.sla_events_unique
+{_filters(params, "occurred_at")} AND event_type = 'SlaBreached'
+GROUP BY province, year, week
+ORDER BY province, year, week"""
+
+
+QUERIES: dict[str, Callable[[str, ReportParams], str]] = {
+    "backlog": backlog_sql,
+    "sla": sla_sql,
+    "durations": timings_sql,
+    "volume": volume_sql,
+    "rereferral": rereferral_sql,
+    "alborz": timings_sql,
+    "heatmap": heatmap_sql,
+}
+
+
+# -- reports ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Answered:
+    """One request's submission and holders: working time until an answer."""
+
+    calendar: Calendar
+    submitted_ms: int
+    holders: list[tuple[int, str]]
+    fallback: str
+
+    def after(self, at_ms: int) -> int:
+        """Working microseconds from submission to ``at_ms`` in the answering province."""
+        province = holder_at(self.holders, at_ms, self.fallback)
+        return self.calendar.working_us_between(province, self.submitted_ms * 1000, at_ms * 1000)
+
+
+def timings(engine: Engine, params: ReportParams) -> list[Timing]:
+    """Every request's working time to its first response and to its last resolution."""
+    calendar = business_calendar(engine, params)
+    found = []
+    for row in engine.query(timings_sql(engine.database, params))[1]:
+        (_, province, body_id, body_kind, category, month, submitted_province) = row[:7]
+        responded, resolved, submitted_ms, response_ms, resolved_ms = map(int, row[7:12])
+        holders = list(zip(map(int, row[12]), map(str, row[13]), strict=True))
+        fallback = str(submitted_province) or str(province)
+        answered = _Answered(calendar, submitted_ms, holders, fallback)
+        found.append(
+            Timing(
+                province=str(province),
+                body_id=str(body_id),
+                body_kind=str(body_kind),
+                category=str(category),
+                month=int(month),
+                submitted_ms=submitted_ms,
+                response_us=answered.after(response_ms) if responded else None,
+                resolution_us=answered.after(resolved_ms) if resolved else None,
+            )
+        )
+    return found
+
+
+def _key(timing: Timing, by: str) -> Any:
+    return {
+        "province": timing.province,
+        "body": timing.body_id,
+        "category": timing.category,
+        "month": timing.month,
+    }[by]
+
+
+def _label(key: Any, params: ReportParams) -> object:
+    return month_label(int(key), params) if params.by == "month" else key
+
+
+def durations(engine: Engine, params: ReportParams) -> Table:
+    """Working hours to first response and to resolution, p50 and p90, by ``params.by``."""
+    groups: dict[Any, list[Timing]] = defaultdict(list)
+    for timing in timings(engine, params):
+        groups[_key(timing, params.by)].append(timing)
+    columns = [
+        params.by,
+        "responded_requests",
+        "response_p50_hours",
+        "response_p90_hours",
+        "resolved_requests",
+        "resolution_p50_hours",
+        "resolution_p90_hours",
+    ]
+    rows: list[tuple[object, ...]] = []
+    for key in sorted(groups):
+        response = [t.response_us for t in groups[key] if t.response_us is not None]
+        resolution = [t.resolution_us for t in groups[key] if t.resolution_us is not None]
+        rows.append(
+            (
+                _label(key, params),
+                len(response),
+                working_hours(response, 0.5),
+                working_hours(response, 0.9),
+                len(resolution),
+                working_hours(resolution, 0.5),
+                working_hours(resolution, 0.9),
+            )
+        )
+    return columns, rows
+
+
+def backlog(engine: Engine, params: ReportParams) -> Table:
+    """Open requests by province and body; the breached ones and how overdue they are.
+
+    Overdue counts from the latest breached deadline to ``params.as_of``, in clock hours and in
+    working hours of the request's province (its calendar and the closures announced).
+    """
+    calendar = business_calendar(engine, params)
+    as_of_us = to_us(params.as_of)
+    groups: dict[tuple[str, str], list[int]] = defaultdict(list)  # due instants, 0: not due
+    for province, body_id, due_s in engine.query(backlog_sql(engine.database, params))[1]:
+        groups[(str(province), str(body_id))].append(int(due_s))
+    columns = [
+        "province",
+        "body_id",
+        "open_requests",
+        "breached",
+        "max_overdue_hours",
+        "mean_overdue_hours",
+        "max_overdue_working_hours",
+        "mean_overdue_working_hours",
+    ]
+    rows: list[tuple[object, ...]] = []
+    for (province, body_id), dues in sorted(groups.items()):
+        due_us = [due * 1_000_000 for due in dues if due > 0]
+        clock = [max(0, as_of_us - due) / US_PER_HOUR for due in due_us]
+        working = [
+            max(0, calendar.working_us_between(province, due, as_of_us)) / US_PER_HOUR
+            for due in due_us
+        ]
+        rows.append(
+            (
+                province,
+                body_id,
+                len(dues),
+                len(due_us),
+                _rounded(max(clock, default=0.0)),
+                _rounded(sum(clock) / len(clock) if clock else 0.0),
+                _rounded(max(working, default=0.0)),
+                _rounded(sum(working) / len(working) if working else 0.0),
+            )
+        )
+    return columns, rows
+
+
+def _rounded(hours: float) -> float:
+    return round(hours, 1)
+
+
+def delegation_start(engine: Engine) -> datetime | None:
+    """The instant delegation to Khaneh Samt began in Alborz (None: not in the data)."""
+    [(count, first_ms)] = engine.query(delegation_sql(engine.database))[1]
+    if not int(count):
+        return None
+    return datetime.fromtimestamp(int(first_ms) / 1000, UTC)
+
+
+def alborz(engine: Engine, params: ReportParams) -> Table:
+    """IR-30: Khaneh Samt vs the SAMT organization, before and after the delegation.
+
+    Delegation begins with the submission of the first Alborz request referred to a
+    KHANEH_SAMT body (none: every request counts as before); requests submitted from that
+    instant on count as after. Resolution times are working hours.
+    """
+    start = delegation_start(engine)
+    start_ms = int(start.timestamp() * 1000) if start is not None else None
+    groups: dict[tuple[str, str], list[Timing]] = defaultdict(list)
+    for timing in timings(engine, params):
+        if timing.province != ALBORZ:
+            continue
+        after = start_ms is not None and timing.submitted_ms >= start_ms
+        groups[("after" if after else "before", timing.body_kind)].append(timing)
+    delegation = instant_label(start, params) if start is not None else "none"
+    columns = [
+        "period",
+        "body_kind",
+        "delegation_from",
+        "requests",
+        "resolved_requests",
+        "resolution_p50_hours",
+        "resolution_p90_hours",
+    ]
+    rows: list[tuple[object, ...]] = []
+    for period, kind in sorted(groups, key=lambda k: (k[0] != "before", k[1])):
+        group = groups[(period, kind)]
+        resolution = [t.resolution_us for t in group if t.resolution_us is not None]
+        rows.append(
+            (
+                period,
+                kind,
+                delegation,
+                len(group),
+                len(resolution),
+                working_hours(resolution, 0.5),
+                working_hours(resolution, 0.9),
+            )
+        )
+    return columns, rows
+
+
+def sla(engine: Engine, params: ReportParams) -> Table:
+    """On-time rate and breach counts by ``params.by`` (see :func:`sla_sql`)."""
+    columns, rows = engine.query(sla_sql(engine.database, params))
+    return columns, [(_label(row[0], params), *row[1:]) for row in rows]
+
+
+def heatmap(engine: Engine, params: ReportParams) -> Table:
+    """SlaBreached counts by province and week of the chosen calendar."""
+    _, rows = engine.query(heatmap_sql(engine.database, params))
+    labelled: list[tuple[object, ...]] = [
+        (province, week_label(int(year), int(week), params), breaches)
+        for province, year, week, breaches in rows
+    ]
+    return ["province", "week", "breaches"], labelled
+
+
+def _plain(build: Callable[[str, ReportParams], str]) -> Callable[[Engine, ReportParams], Table]:
+    def report(engine: Engine, params: ReportParams) -> Table:
+        return engine.query(build(engine.database, params))
+
+    report.__doc__ = build.__doc__
+    return report
+
+
+REPORTS: dict[str, Callable[[Engine, ReportParams], Table]] = {
+    "backlog": backlog,
+    "sla": sla,
+    "durations": durations,
+    "volume": _plain(volume_sql),
+    "rereferral": _plain(rereferral_sql),
+    "alborz": alborz,
+    "heatmap": heatmap,
+}
+
+
+def run(engine: Engine, name: str, params: ReportParams) -> Table:
+    """Columns and rows of report ``name``."""
+    return REPORTS[name](engine, params)

@@ -1,0 +1,339 @@
+"""The ClickHouse sink: provincial and SLA topics into ClickHouse, every event exactly once.
+
+Delivery is at least once and the storage makes it exactly once for readers:
+
+* offsets are committed only after ClickHouse accepted the whole batch, so a crash loses
+  nothing (the uncommitted tail is read again);
+* a batch ClickHouse refused or could not take is retried, the same rows, with back-off, for
+  as long as it takes; the sink never skips past it and never commits past what was stored;
+* each insert carries a deduplication token derived from the batch's topic-partition-offset
+  ranges (where the engine supports tokens), so an identical retry is dropped by ClickHouse;
+* whatever is delivered twice anyway (a crash between insert and commit, a rebalance, a
+  server without tokens) collapses in the ReplacingMergeTree, and analysts read through
+  ``events_unique``, which counts each event once.
+
+A message that does not decode was dead-lettered by the router already, so reaching the sink
+is a bug: it is logged with its coordinates and stored in ``sink_errors``, never dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
+
+from kafka.errors import KafkaError
+
+from consumers.clickhouse.engine import Engine, EngineError, connect
+from consumers.sink.rows import (
+    ERROR_COLUMNS,
+    EVENT_COLUMNS,
+    SLA_COLUMNS,
+    Position,
+    Row,
+    error_row,
+    event_row,
+    is_sla,
+    sla_row,
+)
+from samt124.contract.wire import DecodeError, decode
+from samt124.kafka.topics import Topics
+from samt124.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def group_id(settings: Settings) -> str:
+    """The sink's consumer group: ``samt124-sink`` for the default namespace."""
+    return f"{settings.topic_namespace}-sink"
+
+
+@dataclass(frozen=True)
+class Message:
+    """What the sink needs of a Kafka record."""
+
+    position: Position
+    value: bytes
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The rows of a batch per table, and the offsets to commit once they are stored."""
+
+    events: list[Row]
+    sla: list[Row]
+    errors: list[Row]
+    next_offsets: dict[tuple[str, int], int]  # (topic, partition) -> offset after the last
+    token: str
+
+
+@dataclass
+class SinkStats:
+    messages: int = 0
+    events: int = 0
+    sla_events: int = 0
+    errors: int = 0
+    batches: int = 0
+    retries: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+def subscription(topics: Topics) -> list[str]:
+    """Every provincial topic and the SLA topic of the namespace, by name.
+
+    Names rather than a pattern: a pattern makes the client match it against every topic of the
+    cluster at each metadata refresh, and on a cluster with thousands of topics kafka-python
+    then rejoined the group after every refresh, without end.
+    """
+    return [*topics.provinces(), topics.sla]
+
+
+def batch_token(messages: Sequence[Message]) -> str:
+    """A token naming the batch by its offset ranges: the same messages give the same token."""
+    ranges: dict[tuple[str, int], tuple[int, int]] = {}
+    for message in messages:
+        where = (message.position.topic, message.position.partition)
+        low, high = ranges.get(where, (message.position.offset, message.position.offset))
+        ranges[where] = (min(low, message.position.offset), max(high, message.position.offset))
+    text = ";".join(f"{t}:{p}:{lo}-{hi}" for (t, p), (lo, hi) in sorted(ranges.items()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def build_batch(
+    messages: Sequence[Message], topics: Topics, ingested_at: datetime, pii_key: bytes
+) -> Batch:
+    """Decode and map a batch of messages (pure apart from logging the undecodable ones)."""
+    events: list[Row] = []
+    sla: list[Row] = []
+    errors: list[Row] = []
+    next_offsets: dict[tuple[str, int], int] = {}
+    for message in messages:
+        position = message.position
+        where = (position.topic, position.partition)
+        next_offsets[where] = max(next_offsets.get(where, 0), position.offset + 1)
+        try:
+            event = decode(message.value)
+        except DecodeError as error:
+            log.error(  # noqa: TRY400 - the reason says it all, no traceback
+                "undecodable message at %s[%d]@%d: %s",
+                position.topic,
+                position.partition,
+                position.offset,
+                error.reason,
+            )
+            errors.append(error_row(position, error.reason, message.value, ingested_at))
+            continue
+        topic_province = (
+            position.topic[len(topics.province_prefix) :]
+            if topics.is_province(position.topic)
+            else ""
+        )
+        events.append(event_row(event, position, topic_province, ingested_at, pii_key))
+        if is_sla(event):
+            sla.append(sla_row(event, ingested_at))  # type: ignore[arg-type]
+    return Batch(events, sla, errors, next_offsets, batch_token(messages))
+
+
+def store(engine: Engine, batch: Batch) -> None:
+    """Insert a batch's rows; identical retries are deduplicated per table by the token."""
+    engine.insert("events", EVENT_COLUMNS, batch.events, f"events:{batch.token}")
+    engine.insert("sla_events", SLA_COLUMNS, batch.sla, f"sla:{batch.token}")
+    engine.insert("sink_errors", ERROR_COLUMNS, batch.errors, f"errors:{batch.token}")
+
+
+class _Stopped(Exception):
+    """Asked to stop while ClickHouse was not taking a batch."""
+
+
+class Sink:
+    """Consume, batch by size and time, store, then commit."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        max_batch: int = 20_000,
+        max_wait: float = 1.0,
+        max_backoff: float = 30.0,
+    ) -> None:
+        self.settings = settings
+        self.topics = Topics(settings.topic_namespace)
+        self.max_batch = max_batch
+        self.max_wait = max_wait
+        self.max_backoff = max_backoff
+        self.stats = SinkStats()
+        self.stopping = threading.Event()
+        self._uncommitted: dict[Any, Any] = {}  # stored, not committed yet (a rebalance, say)
+        key = settings.pii_hash_key
+        self._pii_key = key.get_secret_value().encode() if key is not None else b""
+        self._engine: Engine | None = None
+
+    def stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
+        """Finish the current batch, commit it and return from :meth:`run`."""
+        self.stopping.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def _consumer(self) -> Any:
+        from kafka import KafkaConsumer
+
+        consumer = KafkaConsumer(
+            group_id=group_id(self.settings),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self.max_batch,
+            **self.settings.kafka_client_options(),
+        )
+        topics = subscription(self.topics)
+        # know every topic's partitions before joining: without it the group's first assignment
+        # warns of "no partition metadata" once per topic
+        for topic in topics:
+            consumer.partitions_for_topic(topic)
+        consumer.subscribe(topics)
+        return consumer
+
+    def run(self, until_idle: float | None = None) -> SinkStats:
+        """Run until stopped, or until nothing arrived for ``until_idle`` seconds."""
+        consumer = self._consumer()
+        pending: list[Message] = []
+        first_at = 0.0
+        last_message_at = time.monotonic()
+        try:
+            while not self.stopping.is_set():
+                timeout = self.max_wait
+                if pending:
+                    timeout = max(0.01, first_at + self.max_wait - time.monotonic())
+                try:
+                    polled = consumer.poll(
+                        timeout_ms=int(timeout * 1000), max_records=self.max_batch - len(pending)
+                    )
+                except KafkaError as error:  # the broker is away: keep what is pending, retry
+                    log.warning("Kafka did not answer (%s); polling again in 1 s", error)
+                    self.stopping.wait(1.0)
+                    continue
+                if self._uncommitted:  # the poll finished a rebalance: commit what is stored
+                    self._commit(consumer, {})
+                now = time.monotonic()
+                for records in polled.values():
+                    for record in records:
+                        if not pending:
+                            first_at = now
+                        pending.append(
+                            Message(
+                                Position(record.topic, record.partition, record.offset),
+                                record.value,
+                            )
+                        )
+                if polled or not consumer.assignment():
+                    last_message_at = now  # idle counts from having partitions and no data
+                if pending and (len(pending) >= self.max_batch or now - first_at >= self.max_wait):
+                    self._flush(consumer, pending)
+                    pending = []
+                elif not pending and until_idle is not None and now - last_message_at >= until_idle:
+                    break
+            if pending:
+                self._flush(consumer, pending)
+        except _Stopped:
+            log.warning("stopped before ClickHouse took the batch: its offsets stay uncommitted")
+        finally:
+            self._close_engine()
+            consumer.close(autocommit=False)
+        return self.stats
+
+    def _commit(self, consumer: Any, offsets: dict[Any, Any]) -> None:
+        """Commit what was stored, with what earlier commits left over, for owned partitions.
+
+        A partition given to another member meanwhile is left to it: it reads the batch again
+        and the copies collapse on ``event_id``.
+        """
+        wanted = {**self._uncommitted, **offsets}
+        owned = consumer.assignment()
+        wanted = {tp: offset for tp, offset in wanted.items() if tp in owned}
+        try:
+            if wanted:
+                consumer.commit(wanted)
+        except KafkaError as error:
+            log.warning("offsets not committed yet (%s); trying again after the next poll", error)
+            self._uncommitted = wanted
+        else:
+            self._uncommitted = {}
+
+    def _flush(self, consumer: Any, messages: list[Message]) -> None:
+        from kafka.structs import OffsetAndMetadata, TopicPartition
+
+        batch = build_batch(messages, self.topics, datetime.now(UTC), self._pii_key)
+        self._store_with_retry(batch, consumer)
+        offsets = {
+            TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
+            for (topic, partition), offset in batch.next_offsets.items()
+        }
+        self._commit(consumer, offsets)
+        self.stats.messages += len(messages)
+        self.stats.events += len(batch.events)
+        self.stats.sla_events += len(batch.sla)
+        self.stats.errors += len(batch.errors)
+        self.stats.batches += 1
+        log.info("stored and committed %d messages", len(messages))
+
+    def _store_with_retry(self, batch: Batch, consumer: Any) -> None:
+        """Store the batch, retrying the very same rows until ClickHouse takes them.
+
+        While it waits, the consumer stays in its group (polling with every partition paused),
+        so that an outage of ClickHouse does not turn into a rebalance.
+        """
+        delay = 0.5
+        while True:
+            try:
+                engine = self._open_engine()
+                store(engine, batch)
+            except EngineError as error:
+                self._close_engine()
+                if self.stopping.is_set():
+                    raise _Stopped from error
+                self.stats.retries += 1
+                log.warning(
+                    "ClickHouse did not take the batch (%s); retrying in %.1f s", error, delay
+                )
+                self._wait_in_group(consumer, delay)
+                delay = min(self.max_backoff, delay * 2)
+            else:
+                consumer.resume(*consumer.paused())
+                if self.settings.clickhouse.engine == "chdb":
+                    self._close_engine()  # let readers open the directory between batches
+                return
+
+    def _wait_in_group(self, consumer: Any, seconds: float) -> None:
+        """Sleep by polling paused partitions; anything fetched anyway is read again later."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            consumer.pause(*consumer.assignment())
+            try:
+                polled = consumer.poll(timeout_ms=int(left * 1000))
+            except KafkaError as error:
+                log.warning("Kafka did not answer while waiting (%s)", error)
+                time.sleep(min(left, 1.0))
+                continue
+            for tp, records in polled.items():
+                consumer.seek(tp, records[0].offset)
+
+    def _open_engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = connect(self.settings.clickhouse)
+        return self._engine
+
+    def _close_engine(self) -> None:
+        if self._engine is not None:
+            engine, self._engine = self._engine, None
+            try:
+                engine.close()
+            except Exception:
+                log.exception("closing the ClickHouse connection failed")

@@ -1,0 +1,1 @@
+"""Development tooling, left out of the production image: demo, local services, benchmarks."""

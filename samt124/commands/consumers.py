@@ -1,0 +1,148 @@
+"""``samt124 init``, ``sink``, ``report`` and ``sql``: the analytics side of the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from consumers.analytics import reports
+from consumers.clickhouse.engine import EngineError, opened
+from consumers.clickhouse.migrations import migrate
+from samt124.settings import Settings
+
+FORMATS = ("table", "csv", "json")
+
+
+def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> str:
+    """Rows as an aligned table, CSV with a header, or a JSON array of objects."""
+    if fmt == "json":
+        records = [dict(zip(columns, row, strict=True)) for row in rows]
+        return json.dumps(records, ensure_ascii=False, default=str, indent=1)
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(rows)
+        return out.getvalue().rstrip("\n")
+    cells = [[str(value) for value in row] for row in rows]
+    widths = [max([len(name), *(len(row[i]) for row in cells)]) for i, name in enumerate(columns)]
+    lines = ["  ".join(name.ljust(w) for name, w in zip(columns, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(lines)
+
+
+def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
+    from samt124.kafka.admin import ensure_topics
+
+    created = ensure_topics(settings)
+    print(f"kafka topics: {len(created)} created at {settings.bootstrap}")
+    with opened(settings.clickhouse) as engine:
+        applied = migrate(engine)
+    for migration in applied:
+        print(f"applied {migration.version:03d}_{migration.name}")
+    print(f"schema up to date in {settings.clickhouse.describe()}")
+    return 0
+
+
+def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.sink.loader import Sink
+    from samt124.kafka.admin import ensure_topics
+
+    logging.getLogger("consumers").setLevel(logging.INFO)
+    ensure_topics(settings)  # the sink may start before the worker or `init` made them
+    sink = Sink(settings, max_batch=args.max_batch, max_wait=args.max_wait)
+    sink.install_signal_handlers()
+    stats = sink.run(until_idle=args.until_idle)
+    print(
+        f"stored {stats.events} events ({stats.sla_events} SLA facts, {stats.errors} undecodable)"
+        f" from {stats.messages} messages in {stats.batches} batches"
+    )
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    params = reports.ReportParams(
+        calendar=args.calendar,
+        provinces=tuple(args.province or ()),
+        since=reports.parse_since(args.since, args.calendar) if args.since else None,
+        by=args.by,
+        with_gregorian=args.with_gregorian,
+    )
+    with opened(settings.clickhouse, readonly=True) as engine:
+        columns, rows = reports.run(engine, args.name, params)
+    print(render(columns, rows, args.format))
+    if args.name in ("durations", "alborz") and args.format == "table":
+        print(f"\n({reports.DURATION_NOTE})")
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
+    with opened(settings.clickhouse, readonly=not args.write) as engine:
+        columns, rows = engine.query(args.query)
+    print(render(columns, rows, args.format))
+    return 0
+
+
+def _guarded(handler: Any) -> Any:
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        try:
+            return int(handler(args, settings))
+        except EngineError as error:
+            print(f"samt124: ClickHouse: {error}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def register(commands: Any) -> None:
+    """Add the analytics subcommands to the ``samt124`` parser."""
+    init = commands.add_parser("init", help="create or upgrade the ClickHouse schema")
+    init.set_defaults(handler=_guarded(cmd_init))
+
+    sink = commands.add_parser("sink", help="load provincial and SLA topics into ClickHouse")
+    sink.add_argument("--max-batch", type=int, default=20_000, help="rows per insert (20000)")
+    sink.add_argument("--max-wait", type=float, default=1.0, help="seconds per batch at most (1)")
+    sink.add_argument(
+        "--until-idle",
+        type=float,
+        metavar="SECONDS",
+        help="exit once nothing arrived for this long (default: run until stopped)",
+    )
+    sink.set_defaults(handler=_guarded(cmd_sink))
+
+    report = commands.add_parser("report", help="print an analytics report")
+    report.add_argument("name", choices=sorted(reports.REPORTS))
+    report.add_argument("--format", choices=FORMATS, default="table")
+    report.add_argument(
+        "--calendar",
+        choices=("jalali", "gregorian"),
+        default="jalali",
+        help="calendar of month, week and date labels, and of --since (jalali); Tehran time",
+    )
+    report.add_argument("--province", action="append", help="ISO code, e.g. IR-30 (repeatable)")
+    report.add_argument("--since", help="YYYY-MM-DD in the chosen calendar (Tehran days)")
+    report.add_argument(
+        "--by",
+        choices=sorted(reports.DIMENSIONS),
+        default="province",
+        help="durations and sla: group by province, body, category or month (province)",
+    )
+    report.add_argument(
+        "--with-gregorian",
+        action="store_true",
+        help="Jalali months, weeks and dates also show the Gregorian dates",
+    )
+    report.set_defaults(handler=_guarded(cmd_report))
+
+    sql = commands.add_parser("sql", help="run an ad-hoc query")
+    sql.add_argument("query")
+    sql.add_argument("--format", choices=FORMATS, default="table")
+    sql.add_argument("--write", action="store_true", help="allow writes (servers: not readonly)")
+    sql.set_defaults(handler=_guarded(cmd_sql))

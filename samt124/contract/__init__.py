@@ -1,0 +1,1 @@
+"""The wire contract: Avro single-object encoding of events, and schema compatibility."""

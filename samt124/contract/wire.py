@@ -1,0 +1,149 @@
+"""The wire format: Avro single-object encoding of samt124 events.
+
+A message is ``C3 01``, the 8-byte CRC-64-AVRO fingerprint of the writer schema's Parsing
+Canonical Form (little-endian, as the Avro specification stores it), then the Avro binary body.
+Any Avro library can decode it given the ``.avsc`` files in ``schemas/``.
+
+Readers resolve the writer schema by fingerprint among the current and every released schema,
+and read with the current schema, so messages written under an older schema stay readable.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, cast
+
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro.schema import fingerprint, to_parsing_canonical_form
+
+from samt124.domain.events import EVENT_TYPES, Event, event_type, from_record, to_record
+from schemas import RELEASED_DIR, SCHEMA_DIR
+
+MARKER = b"\xc3\x01"
+HEADER_SIZE = len(MARKER) + 8
+
+
+class DecodeError(Exception):
+    """Bytes that are not a samt124 event; ``reason`` says why, for the dead-letter topic."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class _Writer:
+    name: str
+    schema: Any  # parsed by fastavro
+    reader: Any  # the current schema to resolve into, or None when it is the writer itself
+
+
+def load_schema(path: Path) -> tuple[str, Any, bytes]:
+    """Record name, fastavro-parsed schema and single-object fingerprint of one ``.avsc``."""
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    parsed = parse_schema(raw)
+    canonical = to_parsing_canonical_form(parsed)
+    return raw["name"], parsed, bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO"))
+
+
+class Codec:
+    """Encodes with the current schemas; decodes anything written by a current or released one."""
+
+    def __init__(self, schema_dir: Path = SCHEMA_DIR, released_dir: Path | None = RELEASED_DIR):
+        self._current: dict[str, tuple[Any, bytes]] = {}
+        self._writers: dict[bytes, _Writer] = {}
+        for path in sorted(schema_dir.glob("*.avsc")):
+            name, parsed, fp = load_schema(path)
+            self._current[name] = (parsed, fp)
+            self._writers[fp] = _Writer(name, parsed, None)
+        missing = sorted(set(EVENT_TYPES) - set(self._current))
+        if missing:
+            raise ValueError(f"no schema in {schema_dir} for: {', '.join(missing)}")
+        released = sorted(released_dir.glob("*/*.avsc")) if released_dir else []
+        for path in released:
+            name, parsed, fp = load_schema(path)
+            if fp not in self._writers and name in self._current:
+                self._writers[fp] = _Writer(name, parsed, self._current[name][0])
+
+    def fingerprint(self, name: str) -> bytes:
+        """The fingerprint of the current schema of record ``name``."""
+        return self._current[name][1]
+
+    def encode(self, event: Event) -> bytes:
+        schema, fp = self._current[event_type(event)]
+        out = io.BytesIO()
+        out.write(MARKER)
+        out.write(fp)
+        schemaless_writer(out, schema, to_record(event))
+        return out.getvalue()
+
+    def decode(self, data: bytes) -> Event:
+        if len(data) < HEADER_SIZE:
+            raise DecodeError(f"truncated header: {len(data)} bytes, need {HEADER_SIZE}")
+        if data[:2] != MARKER:
+            raise DecodeError(f"bad marker {data[:2].hex()}, expected {MARKER.hex()}")
+        writer = self._writers.get(data[2:HEADER_SIZE])
+        if writer is None:
+            raise DecodeError(f"unknown schema fingerprint {data[2:HEADER_SIZE].hex()}")
+        body = io.BytesIO(data)
+        body.seek(HEADER_SIZE)
+        try:
+            record = cast(dict[str, Any], schemaless_reader(body, writer.schema, writer.reader))
+        except Exception as exc:
+            reason = f"undecodable {writer.name} body: {type(exc).__name__}: {exc}"
+            raise DecodeError(reason) from exc
+        if body.tell() != len(data):
+            raise DecodeError(f"{len(data) - body.tell()} trailing bytes after {writer.name} body")
+        record["event_id"] = str(record["event_id"])  # fastavro reads logicalType uuid as UUID
+        try:
+            return from_record(writer.name, record)
+        except Exception as exc:
+            raise DecodeError(f"{writer.name} record does not fit the event: {exc}") from exc
+
+
+@cache
+def default_codec() -> Codec:
+    """The codec over ``schemas/`` and ``schemas/released/`` (parsed once, on first use)."""
+    return Codec()
+
+
+def encode(event: Event) -> bytes:
+    """Single-object encoding of ``event`` with its current schema."""
+    return default_codec().encode(event)
+
+
+def decode(data: bytes) -> Event:
+    """The event in ``data``; raises :class:`DecodeError` (and nothing else) on any bad input."""
+    return default_codec().decode(data)
+
+
+def headers(event: Event) -> list[tuple[str, bytes]]:
+    """Kafka headers: the record name and the hex fingerprint of its current schema."""
+    name = event_type(event)
+    return [
+        ("event-type", name.encode()),
+        ("schema-fingerprint", default_codec().fingerprint(name).hex().encode()),
+    ]
+
+
+def key(event: Event) -> bytes:
+    """Kafka key: the request id, so all of a request's events land in one partition."""
+    return event.request_id.encode()
+
+
+__all__ = [
+    "HEADER_SIZE",
+    "MARKER",
+    "Codec",
+    "DecodeError",
+    "decode",
+    "default_codec",
+    "encode",
+    "headers",
+    "key",
+    "load_schema",
+]

@@ -1,0 +1,1 @@
+"""Kafka helpers shared by the stages: topic names, admin, reading topics, explaining trouble."""
