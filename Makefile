@@ -30,10 +30,11 @@ demo: $(STAMP) system ## run the whole pipeline on local defaults, print the rep
 	$(BIN)/samt124 demo
 
 .PHONY: lint
-lint: $(STAMP) ## ruff (lint, format check) and mypy strict
+lint: $(STAMP) ## ruff (lint, format check), mypy strict, and the import contracts (lint-imports)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 .PHONY: fmt
 fmt: $(STAMP) ## format the code
@@ -53,7 +54,7 @@ chaos: $(STAMP) system ## faults: kills of worker, sink and broker, a ClickHouse
 	$(BIN)/pytest tests/chaos -q
 
 .PHONY: test
-test: $(STAMP) system lint ## install, lint (ruff, mypy), then every test: unit, integration, chaos
+test: $(STAMP) system lint ## install, lint (ruff, mypy, import contracts), then every test: unit, integration, chaos
 	$(BIN)/pytest tests -q --durations=12
 
 .PHONY: up
