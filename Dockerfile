@@ -1,4 +1,5 @@
-# One image for samt124's worker, sink and lag exporter.
+# One image for samt124's worker, sink and lag exporter. The development tooling in devtools/
+# (demo, local services, benchmarks) is not copied, so `pip install .` leaves it out.
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 SAMT124_HOME=/var/lib/samt124
 WORKDIR /opt/samt124
