@@ -61,7 +61,9 @@ Status = Literal[
 SlaFact = SlaWarning | SlaBreached | RequestEscalated
 SOURCE = "samt124-sla"
 SEEN_LIMIT = 64  # event ids remembered per request for de-duplication
-STATE_FORMAT = 1
+STATE_FORMAT = 2  # 1: release 0.1.0, positional clocks (still read)
+# Format 1 stored a clock as a row of these fields, in this order.
+_CLOCK_ROW_FIELDS = ("kind", "cycle", "policy_id", "elapsed", "running_since", "stopped")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +95,11 @@ class RequestState:
         return None
 
     def to_json(self) -> dict[str, Any]:
-        """A compact JSON-ready dict (times as microseconds since the epoch)."""
+        """A compact JSON-ready dict (times as microseconds since the epoch).
+
+        Every value is named, so the stored state does not depend on the order of any class's
+        fields; a clock leaves out the fields that have their default value.
+        """
         return {
             "v": STATE_FORMAT,
             "id": self.request_id,
@@ -103,21 +109,25 @@ class RequestState:
             "channel": self.channel,
             "submitted": to_us(self.submitted_at),
             "status": self.status,
-            "body": [self.body_id, self.body_kind],
+            "body": {"id": self.body_id, "kind": self.body_kind},
             "policy": self.policy_version,
-            "clocks": [
-                [c.kind, c.cycle, c.policy_id, c.elapsed, c.running_since, c.stopped]
-                for c in self.clocks
-            ],
+            "clocks": [_clock_json(c) for c in self.clocks],
             "emitted": sorted(self.emitted),
             "seen": list(self.seen),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RequestState:
-        if data["v"] != STATE_FORMAT:
-            raise ValueError(f"unknown request state format {data['v']!r}")
-        body_id, body_kind = data["body"]
+        """The state :meth:`to_json` wrote, or one written by an earlier format still readable."""
+        version = data["v"]
+        if version == STATE_FORMAT:
+            body_id, body_kind = data["body"]["id"], data["body"]["kind"]
+            clocks = tuple(_clock_from_json(c) for c in data["clocks"])
+        elif version == 1:  # release 0.1.0: the body and each clock as positional rows
+            body_id, body_kind = data["body"]
+            clocks = tuple(_clock_from_row(row) for row in data["clocks"])
+        else:
+            raise ValueError(f"unknown request state format {version!r}")
         return cls(
             request_id=data["id"],
             province=data["province"],
@@ -129,7 +139,7 @@ class RequestState:
             body_id=body_id,
             body_kind=body_kind,
             policy_version=data["policy"],
-            clocks=tuple(Clock(*row) for row in data["clocks"]),
+            clocks=clocks,
             emitted=frozenset(data["emitted"]),
             seen=tuple(data["seen"]),
         )
@@ -141,6 +151,40 @@ class RequestState:
     @classmethod
     def from_bytes(cls, raw: bytes) -> RequestState:
         return cls.from_json(json.loads(raw))
+
+
+def _clock_json(clock: Clock) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": clock.kind, "cycle": clock.cycle, "policy": clock.policy_id}
+    if clock.elapsed:
+        out["elapsed"] = clock.elapsed
+    if clock.running_since is not None:
+        out["since"] = clock.running_since
+    if clock.stopped:
+        out["stopped"] = True
+    return out
+
+
+def _clock_from_json(data: dict[str, Any]) -> Clock:
+    return Clock(
+        kind=data["kind"],
+        cycle=data["cycle"],
+        policy_id=data["policy"],
+        elapsed=data.get("elapsed", 0),
+        running_since=data.get("since"),
+        stopped=data.get("stopped", False),
+    )
+
+
+def _clock_from_row(row: list[Any]) -> Clock:
+    named = dict(zip(_CLOCK_ROW_FIELDS, row, strict=True))
+    return Clock(
+        kind=named["kind"],
+        cycle=named["cycle"],
+        policy_id=named["policy_id"],
+        elapsed=named["elapsed"],
+        running_since=named["running_since"],
+        stopped=named["stopped"],
+    )
 
 
 @dataclass(frozen=True)

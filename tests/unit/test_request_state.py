@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from samt124.domain.lifecycle import RequestState
 from samt124.domain.sla import Clock
 
 DATA = Path(__file__).parent / "data"
 
-# The state behind ``request_state_format_1.json``, bytes written by release 0.1.0.
+# The state behind ``request_state_format_<n>.json``: format 1 as release 0.1.0 wrote it (clocks as
+# positional rows), format 2 as this release writes it (every value named).
 STORED = RequestState(
     request_id="5b0c1f7e-3d7a-4c55-9a57-1e6f0b3c2d41",
     province="IR-30",
@@ -37,5 +42,31 @@ def test_a_state_stored_by_release_0_1_0_decodes_to_the_same_state() -> None:
     assert RequestState.from_bytes(raw) == STORED
 
 
+def test_a_state_is_stored_as_format_2_names_every_value() -> None:
+    raw = (DATA / "request_state_format_2.json").read_bytes()
+    assert STORED.to_bytes() == raw
+    assert RequestState.from_bytes(raw) == STORED
+
+
+def _reversed(value: Any) -> Any:
+    """The same JSON value with the keys of every object in the opposite order."""
+    if isinstance(value, dict):
+        return {key: _reversed(value[key]) for key in reversed(value)}
+    if isinstance(value, list):
+        return [_reversed(item) for item in value]
+    return value
+
+
+def test_the_order_of_stored_keys_does_not_matter() -> None:
+    stored = json.loads((DATA / "request_state_format_2.json").read_bytes())
+    assert RequestState.from_json(_reversed(stored)) == STORED
+
+
 def test_a_state_survives_its_own_encoding() -> None:
     assert RequestState.from_bytes(STORED.to_bytes()) == STORED
+
+
+def test_an_unknown_format_is_refused() -> None:
+    stored = json.loads((DATA / "request_state_format_2.json").read_bytes())
+    with pytest.raises(ValueError, match="unknown request state format 3"):
+        RequestState.from_json({**stored, "v": 3})
