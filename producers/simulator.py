@@ -18,7 +18,7 @@ import math
 import random
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from samt124.domain.catalogue import CATALOGUE, Category
@@ -41,12 +41,12 @@ from samt124.domain.events import (
     RequestTransferred,
 )
 from samt124.domain.provinces import PROVINCES
+from samt124.domain.tehran_time import TEHRAN
 
 T = TypeVar("T")
 BodyFor = Callable[[str, str, datetime], str]  # (province, category, submitted at) -> body id
 REQUESTS_PER_DAY = 2_000.0  # the mean national intake unless told otherwise
 
-TEHRAN = timezone(timedelta(hours=3, minutes=30))
 OFFICE_HOURS = (8, 14)  # local hours bodies work, Saturday to Wednesday
 WORKING_WEEKDAYS = frozenset({5, 6, 0, 1, 2})  # Sat, Sun, Mon, Tue, Wed
 DESK_SOURCE = "desk-124"  # the back-office application bodies answer in

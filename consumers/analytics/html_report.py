@@ -20,14 +20,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
-
-import jdatetime
 
 from samt124.domain.provinces import PROVINCES
-from samt124.domain.tehran_time import JALALI_MONTHS
+from samt124.domain.tehran_time import jalali_long, jalali_text
 
-TEHRAN = ZoneInfo("Asia/Tehran")
 BODY_KINDS = {
     "SAMT_ORGANIZATION": ("سازمان صمت", "SAMT organization"),
     "KHANEH_SAMT": ("خانه صمت", "Khaneh Samt"),
@@ -308,27 +304,12 @@ def week_label(week: str) -> tuple[str, str]:
 # ---------------------------------------------------------------- dates
 
 
-def jalali(moment: datetime, *, seconds: bool = False) -> str:
-    """``1404-08-20 14:35`` in Tehran time."""
-    local = moment.astimezone(TEHRAN)
-    day = jdatetime.date.fromgregorian(date=local.date())
-    clock = local.strftime("%H:%M:%S" if seconds else "%H:%M")
-    return f"{day.year:04d}-{day.month:02d}-{day.day:02d} {clock}"
-
-
-def jalali_long(moment: datetime) -> str:
-    """``20 Aban 1404, 14:35 Tehran time``."""
-    local = moment.astimezone(TEHRAN)
-    day = jdatetime.date.fromgregorian(date=local.date())
-    return f"{day.day} {JALALI_MONTHS[day.month - 1]} {day.year}, {local:%H:%M} Tehran time"
-
-
 def _span(data: ReportData) -> str:
     if data.first_submitted is None or data.last_submitted is None:
         return "no requests"
     days = (data.last_submitted - data.first_submitted).total_seconds() / 86400
     return (
-        f"{jalali(data.first_submitted)} to {jalali(data.last_submitted)} Tehran time "
+        f"{jalali_text(data.first_submitted)} to {jalali_text(data.last_submitted)} Tehran time "
         f"({days:.1f} days)"
     )
 

@@ -27,17 +27,23 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
-import jdatetime
-
 from consumers.clickhouse.engine import Engine, quote
-from samt124.domain.calendar import Calendar, CalendarConfig, Closure, load_config, to_us
-from samt124.domain.tehran_time import JALALI_MONTHS
+from samt124.domain.calendar import Calendar, CalendarConfig, Closure, load_config
+from samt124.domain.tehran_time import (
+    JALALI_MONTHS,
+    US_PER_HOUR,
+    gregorian,
+    jalali_day,
+    jalali_week_start,
+    start_of_day,
+    tehran,
+    to_us,
+)
 
 CalendarKind = Literal["jalali", "gregorian"]
-TEHRAN = timezone(timedelta(hours=3, minutes=30))
 INTAKE = "('RequestSubmitted', 'LetterRegistered')"
 HOLDERS = "('RequestReferred', 'RequestTransferred')"
 ALBORZ = "IR-30"
@@ -51,7 +57,6 @@ DIMENSIONS = {
     "category": "category",
     "month": "month",
 }
-US_PER_HOUR = 3_600_000_000
 
 Table = tuple[list[str], list[tuple[object, ...]]]
 
@@ -70,11 +75,8 @@ class ReportParams:
 def parse_since(text: str, calendar: CalendarKind) -> datetime:
     """``YYYY-MM-DD`` (Jalali when the calendar is Jalali) as the start of that day in Tehran."""
     year, month, day = (int(part) for part in text.replace("/", "-").split("-"))
-    if calendar == "jalali":
-        gregorian = jdatetime.date(year, month, day).togregorian()
-    else:
-        gregorian = date(year, month, day)
-    return datetime.combine(gregorian, time(), TEHRAN)
+    day_of = gregorian(year, month, day) if calendar == "jalali" else date(year, month, day)
+    return start_of_day(day_of)
 
 
 # -- labels ----------------------------------------------------------------------------------
@@ -87,18 +89,10 @@ def month_label(key: int, params: ReportParams) -> str:
         return f"{year:04d}-{month:02d}"
     label = f"{year:04d}-{month:02d} ({JALALI_MONTHS[month - 1]})"
     if params.with_gregorian:
-        first = jdatetime.date(year, month, 1)
-        following = jdatetime.date(year + month // 12, month % 12 + 1, 1)
-        last = following.togregorian() - timedelta(days=1)
-        label += f" [{first.togregorian().isoformat()}..{last.isoformat()}]"
+        first = gregorian(year, month, 1)
+        last = gregorian(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
+        label += f" [{first.isoformat()}..{last.isoformat()}]"
     return label
-
-
-def jalali_week_start(year: int, week: int) -> jdatetime.date:
-    """The first day of week ``week`` of Jalali ``year`` (weeks start on Saturday)."""
-    first = jdatetime.date(year, 1, 1)
-    day = max(1, (week - 1) * 7 - first.weekday() + 1)  # jdatetime: Saturday is weekday 0
-    return first + timedelta(days=day - 1)
 
 
 def week_label(year: int, week: int, params: ReportParams) -> str:
@@ -115,13 +109,13 @@ def week_label(year: int, week: int, params: ReportParams) -> str:
 
 def instant_label(t: datetime, params: ReportParams) -> str:
     """An instant in Tehran time, in the chosen calendar, to the minute."""
-    local = t.astimezone(TEHRAN)
-    gregorian = local.strftime("%Y-%m-%d %H:%M")
+    local = tehran(t)
+    western = local.strftime("%Y-%m-%d %H:%M")
     if params.calendar == "gregorian":
-        return gregorian
-    day = jdatetime.date.fromgregorian(date=local.date())
-    label = f"{day.strftime('%Y-%m-%d')} {local.strftime('%H:%M')}"
-    return f"{label} [{gregorian}]" if params.with_gregorian else label
+        return western
+    day = jalali_day(local.date())
+    label = f"{day.year:04d}-{day.month:02d}-{day.day:02d} {local.strftime('%H:%M')}"
+    return f"{label} [{western}]" if params.with_gregorian else label
 
 
 # -- working time ----------------------------------------------------------------------------

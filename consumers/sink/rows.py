@@ -12,11 +12,8 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
-from functools import lru_cache
+from datetime import date, datetime
 from typing import Any
-
-import jdatetime
 
 from samt124.domain.events import (
     Event,
@@ -30,8 +27,8 @@ from samt124.domain.events import (
     event_type,
     to_record,
 )
+from samt124.domain.tehran_time import jalali
 
-TEHRAN = timezone(timedelta(hours=3, minutes=30))
 # Not stored: personal data and free text that may contain it.
 PRIVATE_FIELDS = frozenset(
     {"requester", "subject", "body", "message", "resolution_note", "note", "assignee"}
@@ -93,28 +90,6 @@ class Position:
     topic: str
     partition: int
     offset: int
-
-
-@dataclass(frozen=True)
-class JalaliDay:
-    year: int
-    month: int
-    week: int  # week of the Jalali year, weeks starting on Saturday, 1-based
-    day: int
-
-
-def jalali(t: datetime) -> JalaliDay:
-    """The Jalali day of instant ``t`` in Tehran."""
-    return jalali_day(t.astimezone(TEHRAN).date())
-
-
-@lru_cache(maxsize=4096)
-def jalali_day(day: date) -> JalaliDay:
-    """The Jalali day of a Gregorian calendar day."""
-    local = jdatetime.date.fromgregorian(date=day)
-    first = jdatetime.date(local.year, 1, 1)
-    week = (local.yday() - 1 + first.weekday()) // 7 + 1  # jdatetime: Saturday is weekday 0
-    return JalaliDay(local.year, local.month, week, local.day)
 
 
 def requester_hash(national_id: str, key: bytes) -> str:

@@ -25,37 +25,23 @@ import json
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import holidays
 
+from samt124.domain.tehran_time import US_PER_SECOND, from_us, to_us, zone
+
 DEFAULT_CALENDARS = Path(__file__).parent / "data" / "calendars.json"
 ANY_PROVINCE = "*"
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MICROSECOND = timedelta(microseconds=1)
-US_PER_SECOND = 1_000_000
 WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")  # index = date.weekday()
 _SEARCH_YEARS = 10  # a province with no working time for this long is a configuration error
 _FIRST_YEAR, _LAST_YEAR = 1990, 2100  # local years located by table; others by conversion
 
 Hours = tuple[tuple[time, time], ...]
-
-
-def to_us(t: datetime) -> int:
-    """Microseconds since the Unix epoch of an aware datetime."""
-    if t.tzinfo is None:
-        raise ValueError(f"naive datetime {t.isoformat()}: a time zone is required")
-    return (t - EPOCH) // MICROSECOND
-
-
-def from_us(us: int, tz: Any = UTC) -> datetime:
-    """The aware datetime ``us`` microseconds after the Unix epoch, in ``tz``."""
-    return (EPOCH + us * MICROSECOND).astimezone(tz)
 
 
 @dataclass(frozen=True)
@@ -150,7 +136,7 @@ def parse_config(raw: Mapping[str, Any]) -> CalendarConfig:
     }
     if not schedules.get(ANY_PROVINCE):
         raise ValueError('calendars need a default schedule under "*"')
-    ZoneInfo(raw["time_zone"])  # fail at start-up on an unknown zone
+    zone(raw["time_zone"])  # fail at start-up on an unknown zone
     return CalendarConfig(
         version=raw["version"],
         time_zone=raw["time_zone"],
@@ -192,9 +178,9 @@ def official_holidays(country: str, year: int) -> frozenset[date]:
 @lru_cache(maxsize=8)
 def _new_years(time_zone: str) -> tuple[int, ...]:
     """The instant each local year begins, from ``_FIRST_YEAR`` to ``_LAST_YEAR + 1``."""
-    zone = ZoneInfo(time_zone)
+    local = zone(time_zone)
     return tuple(
-        to_us(datetime(year, 1, 1, tzinfo=zone)) for year in range(_FIRST_YEAR, _LAST_YEAR + 2)
+        to_us(datetime(year, 1, 1, tzinfo=local)) for year in range(_FIRST_YEAR, _LAST_YEAR + 2)
     )
 
 
@@ -209,7 +195,7 @@ class Calendar:
         closures: Mapping[str, tuple[Closure, ...]] | None = None,
     ) -> None:
         self._config = config
-        self._zone = ZoneInfo(config.time_zone)
+        self._zone = zone(config.time_zone)
         self._closures: Mapping[str, tuple[Closure, ...]] = dict(closures or {})
         self._years: dict[tuple[str, int], _Year] = {}  # memo, filled on demand
         self._new_years = _new_years(config.time_zone)
@@ -244,6 +230,10 @@ class Calendar:
     def working_seconds_between(self, province: str, start: datetime, end: datetime) -> float:
         """Working time in ``[start, end)`` in seconds; negative when ``end`` precedes ``start``."""
         return self.working_us_between(province, to_us(start), to_us(end)) / US_PER_SECOND
+
+    def day_of(self, t: datetime) -> date:
+        """The calendar day it is at instant ``t`` in this calendar's time zone."""
+        return t.astimezone(self._zone).date()
 
     def is_working_time(self, province: str, t: datetime) -> bool:
         us = to_us(t)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from samt124.domain.calendar import Calendar, Closure, from_us, to_us
+from samt124.domain.calendar import Calendar, Closure
 from samt124.domain.events import (
     ApplicantResponded,
     BodyKind,
@@ -47,6 +47,7 @@ from samt124.domain.events import (
 )
 from samt124.domain.routing import ReferralRules, route
 from samt124.domain.sla import Clock, Policies, PolicyVersion, Threshold
+from samt124.domain.tehran_time import from_us, to_us
 
 Status = Literal[
     "REFERRED",

@@ -28,11 +28,11 @@ from typing import Any, Literal, get_args
 from samt124.domain.calendar import Calendar
 from samt124.domain.events import BodyKind, EscalationLevel, Priority, SlaClock
 from samt124.domain.routing import catalogue_groups
+from samt124.domain.tehran_time import US_PER_HOUR
 
 DEFAULT_POLICIES = Path(__file__).parent / "data" / "sla_policies.json"
 CLOCKS: tuple[SlaClock, ...] = get_args(SlaClock)
 LEVELS: frozenset[str] = frozenset(get_args(EscalationLevel))
-US_PER_HOUR = 3_600_000_000
 
 FactKind = Literal["SlaWarning", "SlaBreached", "RequestEscalated"]
 

@@ -64,6 +64,19 @@ def test_insert_and_select_on_the_clickhouse_server(server_url: str) -> None:
     client.disconnect()
 
 
+def test_the_clickhouse_server_keeps_tehran_time_as_samt124_does(server_url: str) -> None:
+    """Before 2022 Tehran kept summer time (+04:30): the server and Python agree on the day."""
+    from samt124.domain.tehran_time import jalali, tehran
+
+    target = parse_clickhouse_url(server_url)
+    client = Client(target.host, port=target.port, database=target.database)
+    summer = dt.datetime(2021, 7, 10, 20, 0, tzinfo=dt.UTC)
+    local = client.execute(f"SELECT toString(toDateTime({int(summer.timestamp())}, 'Asia/Tehran'))")
+    client.disconnect()
+    assert local[0][0] == tehran(summer).strftime("%Y-%m-%d %H:%M:%S") == "2021-07-11 00:30:00"
+    assert (jalali(summer).month, jalali(summer).day) == (4, 20)
+
+
 def test_insert_and_select_on_chdb_persists(chdb_url: str) -> None:
     from chdb import session
 

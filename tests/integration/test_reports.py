@@ -23,7 +23,7 @@ from consumers.analytics.reports import ReportParams, run
 from consumers.clickhouse.engine import Engine, opened
 from consumers.clickhouse.migrations import migrate
 from consumers.sink.loader import Message, build_batch, store
-from consumers.sink.rows import TEHRAN, Position, jalali
+from consumers.sink.rows import Position
 from producers.simulator import simulate
 from samt124.contract.wire import encode
 from samt124.domain.calendar import Calendar, Closure, load_config
@@ -42,6 +42,7 @@ from samt124.domain.events import (
     SlaBreached,
     derived_id,
 )
+from samt124.domain.tehran_time import TEHRAN, jalali
 from samt124.kafka.topics import Topics
 from samt124.settings import parse_clickhouse_url
 

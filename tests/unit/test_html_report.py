@@ -17,12 +17,12 @@ from consumers.analytics.html_report import (
     build_html,
     headline,
     headline_text,
-    jalali,
-    jalali_long,
     province_rows,
     unit_of,
     week_label,
 )
+from samt124.domain.tehran_time import jalali_long
+from samt124.domain.tehran_time import jalali_text as jalali
 
 GENERATED = datetime(2025, 11, 11, 10, 30, tzinfo=UTC)  # 20 Aban 1404, 14:00 in Tehran
 

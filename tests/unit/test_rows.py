@@ -14,7 +14,6 @@ from consumers.sink.rows import (
     Position,
     error_row,
     event_row,
-    jalali,
     payload,
     requester_hash,
     sla_row,
@@ -26,6 +25,7 @@ from samt124.domain.events import (
     RequestTransferred,
     SlaBreached,
 )
+from samt124.domain.tehran_time import jalali
 
 T0 = datetime(2024, 10, 21, 20, 45, 1, 500_000, tzinfo=UTC)  # 1403-08-01 00:15 in Tehran
 AT = Position("ns.province.IR-30", 2, 41)

@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from samt124.domain.calendar import Calendar, load_config, to_us
-from samt124.domain.sla import DEFAULT_POLICIES, US_PER_HOUR, Clock, load_policies, parse_policies
+from samt124.domain.calendar import Calendar, load_config
+from samt124.domain.sla import DEFAULT_POLICIES, Clock, load_policies, parse_policies
+from samt124.domain.tehran_time import US_PER_HOUR, to_us
 
 TEHRAN = ZoneInfo("Asia/Tehran")
 POLICIES = load_policies()
