@@ -70,6 +70,12 @@ clean: ## stop local services and remove local data (keeps the jar cache)
 	-$(BIN)/samt124 local down
 	rm -rf .samt124/kafka .samt124/clickhouse .samt124/chdb .samt124/test
 
+.PHONY: holidays
+holidays: $(STAMP) ## regenerate the official holidays file from the holidays package (review the diff)
+	$(BIN)/samt124 calendar holidays --country IR --years $(or $(YEARS),1395-1420) > samt124/domain/data/holidays_ir.json.new
+	mv samt124/domain/data/holidays_ir.json.new samt124/domain/data/holidays_ir.json
+	git diff --stat -- samt124/domain/data/holidays_ir.json
+
 .PHONY: bench
 bench: $(STAMP) ## measure throughput, latency and recovery on private services (SCALE=small|full)
 	$(BIN)/samt124 bench --scale $(or $(SCALE),small) --output benchmarks/RESULTS.md

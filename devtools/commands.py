@@ -1,4 +1,4 @@
-"""The development subcommands: ``local``, ``bench`` and ``demo``.
+"""The development subcommands: ``local``, ``bench``, ``demo`` and ``calendar holidays``.
 
 The ``samt124`` command line adds them when this package is installed (a source checkout);
 the production image leaves the package out, and the commands say so.
@@ -11,10 +11,12 @@ from typing import Any
 
 import devtools.bench.cli
 import devtools.demo
+import devtools.holidays
 import devtools.local.cli
 
 REGISTRATIONS: list[Callable[[Any], None]] = [
     devtools.local.cli.register,
     devtools.bench.cli.register,
     devtools.demo.register,
+    devtools.holidays.register,
 ]

@@ -1,8 +1,8 @@
 """Subcommands of the pipeline's stages, registered on the ``samt124`` parser.
 
 Each module exposes ``register(subparsers)``; this list is the one place that names them. The
-development commands (``local``, ``bench``, ``demo``) come from the ``devtools`` package when it
-is installed; in the production image they only say that they are not.
+development commands (``local``, ``bench``, ``demo``, ``calendar holidays``) come from the
+``devtools`` package when it is installed; in the production image they say that they are not.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from samt124.commands import consumers, contract, lag, producers, worker
 from samt124.settings import Settings
 
-DEVELOPMENT = ("local", "bench", "demo")
+DEVELOPMENT = ("local", "bench", "demo", "calendar")
 
 
 def _development() -> list[Callable[[Any], None]]:
@@ -36,8 +36,8 @@ def _not_installed(commands: Any) -> None:
 
 def _say_not_installed(args: argparse.Namespace, settings: Settings) -> int:
     print(
-        f"samt124 {args.command}: `samt124 local`, `bench` and `demo` are development commands,"
-        " not installed in this image; run them from a source checkout (make dev)."
+        f"samt124 {args.command}: `samt124 local`, `bench`, `demo` and `calendar` are development"
+        " commands, not installed in this image; run them from a source checkout (make dev)."
     )
     return 2
 

@@ -1,10 +1,10 @@
 """The business calendar: when the offices of a province are open.
 
 Working time is the union of a province's office-hour intervals on its working days, minus
-official holidays (the ``holidays`` package, country ``IR``) and announced closures (whole days,
-per province). Office hours change by decree, so each province has a list of schedule versions
-chosen by date (``samt124/domain/data/calendars.json``); a province without its own list uses
-``"*"``.
+official holidays (a versioned data file, :mod:`samt124.domain.official_holidays`) and announced
+closures (whole days, per province). Office hours change by decree, so each province has a
+list of schedule versions chosen by date (``samt124/domain/data/calendars.json``); a province
+without its own list uses ``"*"``.
 
 Arithmetic is done on integer microseconds since the Unix epoch, so additions are exact. For each
 (province, year) the calendar builds, once, the sorted working intervals of that year and the
@@ -23,16 +23,15 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-import holidays
-
+from samt124.domain.data_files import CalendarsFile, office_hours, validated
+from samt124.domain.official_holidays import OfficialHolidays, load_holidays, resolve
 from samt124.domain.tehran_time import US_PER_SECOND, from_us, to_us, zone
 
 DEFAULT_CALENDARS = Path(__file__).parent / "data" / "calendars.json"
@@ -56,8 +55,14 @@ class Schedule:
 class CalendarConfig:
     version: str
     time_zone: str
-    holiday_country: str | None
+    holidays: OfficialHolidays | None
     schedules: Mapping[str, tuple[Schedule, ...]]  # province (or "*") -> versions by date
+
+    @property
+    def label(self) -> str:
+        """The calendar's version and the official holidays it counts with."""
+        holidays = self.holidays.label if self.holidays else "no official holidays"
+        return f"calendars {self.version} with {holidays}"
 
     def schedule(self, province: str, day: date) -> Schedule:
         versions = self.schedules.get(province) or self.schedules[ANY_PROVINCE]
@@ -101,20 +106,6 @@ class _Year:
         return self.done_before[i] + min(t, self.ends[i]) - self.starts[i]
 
 
-def _parse_hours(spans: Iterable[str]) -> Hours:
-    hours = []
-    for span in spans:
-        opening, closing = (time.fromisoformat(part) for part in span.split("-"))
-        if closing <= opening:
-            raise ValueError(f"office hours {span!r} must close after they open")
-        hours.append((opening, closing))
-    hours.sort()
-    for (_, closing), (opening, _) in pairwise(hours):
-        if opening < closing:
-            raise ValueError(f"office hours {list(spans)} overlap")
-    return tuple(hours)
-
-
 def _parse_schedule(raw: Mapping[str, Any]) -> Schedule:
     week: Mapping[str, list[str]] = raw["week"]
     unknown = set(week) - set(WEEKDAYS)
@@ -122,25 +113,30 @@ def _parse_schedule(raw: Mapping[str, Any]) -> Schedule:
         raise ValueError(f"unknown weekdays {sorted(unknown)}")
     return Schedule(
         effective_from=date.fromisoformat(raw["effective_from"]),
-        week=tuple(_parse_hours(week.get(name, ())) for name in WEEKDAYS),
+        week=tuple(office_hours(week.get(name, ())) for name in WEEKDAYS),
     )
 
 
-def parse_config(raw: Mapping[str, Any]) -> CalendarConfig:
-    """A :class:`CalendarConfig` from the JSON document of ``calendars.json``."""
+def parse_config(
+    raw: Mapping[str, Any], source: str = "calendars", beside: Path | None = None
+) -> CalendarConfig:
+    """A :class:`CalendarConfig` from the JSON document of ``calendars.json``.
+
+    ``official_holidays`` names a holidays file, found beside the calendars file (``beside``)
+    or among the shipped data; a country code (``"IR"``) names the shipped file of that country.
+    """
+    validated(CalendarsFile, raw, source)
     schedules = {
         province: tuple(
             sorted((_parse_schedule(s) for s in versions), key=lambda s: s.effective_from)
         )
         for province, versions in raw["schedules"].items()
     }
-    if not schedules.get(ANY_PROVINCE):
-        raise ValueError('calendars need a default schedule under "*"')
-    zone(raw["time_zone"])  # fail at start-up on an unknown zone
+    named = raw.get("official_holidays")
     return CalendarConfig(
         version=raw["version"],
         time_zone=raw["time_zone"],
-        holiday_country=raw.get("official_holidays"),
+        holidays=load_holidays(resolve(named, beside)) if named else None,
         schedules=schedules,
     )
 
@@ -166,13 +162,8 @@ def always_open(version: str) -> dict[str, Any]:
 
 
 def load_config(path: Path = DEFAULT_CALENDARS) -> CalendarConfig:
-    return parse_config(json.loads(path.read_text(encoding="utf-8")))
-
-
-@lru_cache(maxsize=64)
-def official_holidays(country: str, year: int) -> frozenset[date]:
-    """The official holidays of ``country`` in ``year`` (cached: the package computes them)."""
-    return frozenset(holidays.country_holidays(country, years=year))
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    return parse_config(raw, str(path), path.parent)
 
 
 @lru_cache(maxsize=8)
@@ -203,6 +194,11 @@ class Calendar:
     @property
     def config(self) -> CalendarConfig:
         return self._config
+
+    @property
+    def version(self) -> str:
+        """The data this calendar counts with (see :attr:`CalendarConfig.label`)."""
+        return self._config.label
 
     @property
     def closures(self) -> Mapping[str, tuple[Closure, ...]]:
@@ -291,8 +287,8 @@ class Calendar:
 
     def _build_year(self, province: str, number: int) -> _Year:
         closed: set[date] = set()
-        if self._config.holiday_country:
-            closed |= official_holidays(self._config.holiday_country, number)
+        if self._config.holidays:
+            closed |= self._config.holidays.in_year(number)
         for closure in self._closures.get(province, ()):
             day = closure.first_day
             while day <= closure.last_day:

@@ -142,7 +142,7 @@ def test_the_image_command_line_names_the_development_commands_it_lacks(
             cwd=tmp_path,
         )
 
-    for command in ("local", "bench", "demo"):
+    for command in ("local", "bench", "demo", "calendar"):
         result = run(command, "up")
         assert result.returncode == 2, result.stderr
         assert "development commands, not installed in this image" in result.stdout

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from samt124.domain.calendar import Calendar, Closure, load_config, official_holidays, parse_config
+from samt124.domain.calendar import Calendar, Closure, load_config, parse_config
 
 TEHRAN = ZoneInfo("Asia/Tehran")
 HOUR = 3600
@@ -49,7 +49,8 @@ def add(start: datetime, hours: float, province: str = "IR-30") -> datetime:
     ],
 )
 def test_official_holidays_are_days_off(day: date) -> None:
-    assert day in official_holidays("IR", day.year)
+    assert CALENDAR.config.holidays is not None
+    assert day in CALENDAR.config.holidays.in_year(day.year)
     assert not CALENDAR.is_working_time(
         "IR-30", datetime.combine(day, datetime.min.time(), TEHRAN) + timedelta(hours=10)
     )
