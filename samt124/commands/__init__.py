@@ -11,7 +11,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from samt124.commands import consumers, contract, lag, producers, worker
+from samt124.commands import consumers, contract, lag, producers, rules, worker
 from samt124.settings import Settings
 
 DEVELOPMENT = ("local", "bench", "demo", "calendar")
@@ -44,6 +44,7 @@ def _say_not_installed(args: argparse.Namespace, settings: Settings) -> int:
 
 REGISTRATIONS: list[Callable[[Any], None]] = [
     contract.register,
+    rules.register,
     producers.register,
     worker.register,
     consumers.register,

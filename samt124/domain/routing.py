@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from samt124.domain.catalogue import CATALOGUE
+from samt124.domain.data_files import ReferralRulesFile, validated
 from samt124.domain.events import (
     BodyKind,
     LetterRegistered,
@@ -107,8 +108,15 @@ def _parse_version(raw: Mapping[str, Any]) -> RulesVersion:
     return RulesVersion(version=raw["version"], effective_from=effective_from, rules=rules)
 
 
-def parse_rules(raw: Mapping[str, Any], groups: Mapping[str, str]) -> ReferralRules:
-    """Referral rules from the JSON document; ``groups`` maps category codes to their group."""
+def parse_rules(
+    raw: Mapping[str, Any], groups: Mapping[str, str], source: str = "referral rules"
+) -> ReferralRules:
+    """Referral rules from the JSON document; ``groups`` maps category codes to their group.
+
+    The document is validated first (:class:`~samt124.domain.data_files.ReferralRulesFile`); a
+    problem raises :class:`~samt124.domain.data_files.DataFileError` naming ``source``.
+    """
+    validated(ReferralRulesFile, raw, source)
     versions = tuple(sorted((_parse_version(v) for v in raw["versions"]), key=_effective))
     if len({v.version for v in versions}) != len(versions):
         raise ValueError("referral rule versions repeat")
@@ -129,7 +137,7 @@ def load_rules(
 ) -> ReferralRules:
     """The shipped rules; categories are grouped by the catalogue unless ``groups`` is given."""
     raw = json.loads(path.read_text(encoding="utf-8"))
-    return parse_rules(raw, catalogue_groups() if groups is None else groups)
+    return parse_rules(raw, catalogue_groups() if groups is None else groups, str(path))
 
 
 def referral_bodies(

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from samt124.domain.calendar import Calendar
+from samt124.domain.data_files import SlaPoliciesFile, validated
 from samt124.domain.events import BodyKind, EscalationLevel, Priority, SlaClock
 from samt124.domain.routing import catalogue_groups
 from samt124.domain.tehran_time import US_PER_HOUR
@@ -278,8 +279,15 @@ def _parse_version(raw: Mapping[str, Any]) -> PolicyVersion:
     return version
 
 
-def parse_policies(raw: Mapping[str, Any], groups: Mapping[str, str]) -> Policies:
-    """SLA policies from the JSON document; ``groups`` maps category codes to their group."""
+def parse_policies(
+    raw: Mapping[str, Any], groups: Mapping[str, str], source: str = "SLA policies"
+) -> Policies:
+    """SLA policies from the JSON document; ``groups`` maps category codes to their group.
+
+    The document is validated first (:class:`~samt124.domain.data_files.SlaPoliciesFile`); a
+    problem raises :class:`~samt124.domain.data_files.DataFileError` naming ``source``.
+    """
+    validated(SlaPoliciesFile, raw, source)
     versions = sorted((_parse_version(v) for v in raw["versions"]), key=_effective)
     if len({v.version for v in versions}) != len(versions):
         raise ValueError("SLA policy versions repeat")
@@ -328,4 +336,4 @@ def load_policies(
 ) -> Policies:
     """The shipped policies; categories are grouped by the catalogue unless ``groups`` is given."""
     raw = json.loads(path.read_text(encoding="utf-8"))
-    return parse_policies(raw, catalogue_groups() if groups is None else groups)
+    return parse_policies(raw, catalogue_groups() if groups is None else groups, str(path))

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from samt124.domain.calendar import Calendar, load_config
+from samt124.domain.data_files import DataFileError
 from samt124.domain.sla import DEFAULT_POLICIES, Clock, load_policies, parse_policies
 from samt124.domain.tehran_time import US_PER_HOUR, to_us
 
@@ -69,14 +70,16 @@ def test_the_version_in_force_at_submission_applies() -> None:
 def test_a_version_must_cover_every_priority_and_body_kind() -> None:
     raw = copy.deepcopy(RAW)
     raw["versions"][0]["policies"] = [p for p in raw["versions"][0]["policies"] if p["id"] != "low"]
-    with pytest.raises(LookupError, match="no policy"):
+    with pytest.raises(DataFileError, match=r"^SLA policies: versions\[0\]: .*no policy"):
         parse_policies(raw, {})
 
 
 def test_a_warning_at_100_percent_is_refused() -> None:
     raw = copy.deepcopy(RAW)
     raw["versions"][0]["warning_percents"] = [50, 100]
-    with pytest.raises(ValueError, match="between 0 and 100"):
+    with pytest.raises(
+        DataFileError, match=r"versions\[0\]\.warning_percents\[1\]: .* less than 100"
+    ):
         parse_policies(raw, {})
 
 
