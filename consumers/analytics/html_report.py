@@ -1,11 +1,11 @@
 """The demo's report: the headline figures as text for the terminal and as one HTML page.
 
 Pure functions over plain values: :class:`ReportData` holds the report tables as ClickHouse
-returned them (column names and rows, see ``consumers/reports.py``), the final consumer lag
-and the lag sampled during the run. :func:`headline_text` formats the figures for a terminal;
-:func:`build_html` writes a self-contained page (inline CSS and SVG, no script, no network
-resource) with a chart per question: volume by province, on-time rate by province, backlog by
-body, SLA breaches by province and week, and consumer lag.
+returned them (column names and rows, see :mod:`consumers.analytics.reports`), the final
+consumer lag and the lag sampled during the run. :func:`headline_text` formats the figures for
+a terminal; :func:`build_html` writes a self-contained page (inline CSS and SVG, no script, no
+network resource) with a chart per question: volume by province, on-time rate by province,
+backlog by body, SLA breaches by province and week, and consumer lag.
 
 Columns are found by name, with a fallback on the words they contain (``resolution`` and
 ``p50``), so a report that gains a column or renames its unit still draws; the unit shown
