@@ -3,7 +3,7 @@
 Namespace ``ir.samt124.events``.
 
 ``released/<version>/`` keeps every released version unchanged, so that old messages stay
-readable and :mod:`samt124.schemas_check` can prove each change compatible.
+readable and :mod:`samt124.contract.compatibility` can prove each change compatible.
 """
 
 from pathlib import Path
