@@ -116,6 +116,7 @@ def test_the_image_ships_the_product_and_no_development_tooling(image_wheel: Pat
         "samt124/domain/data/referral_rules.json",
         "samt124/domain/data/sla_policies.json",
         "samt124/domain/data/calendars.json",
+        "samt124/domain/data/holidays_ir.json",
         "consumers/clickhouse/schema/001_events.sql",
         "schemas/RequestSubmitted.avsc",
         "schemas/released/1/RequestSubmitted.avsc",
