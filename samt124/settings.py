@@ -102,8 +102,9 @@ class Settings(BaseSettings):
         default=0.0,
         ge=0.0,
         le=1.0,
-        description="Fraction of the worker's batches that fail at a random message, outside the"
-        " per-message guard (a test mode: the worker restarts from its committed offsets).",
+        description="Batch faults per message the worker takes: the batch in hand fails there,"
+        " outside the per-message guard (a test mode: the worker restarts from its committed"
+        " offsets).",
     )
     fault_seed: int = Field(default=0, description="Seed of the injected faults.")
 

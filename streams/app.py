@@ -132,8 +132,8 @@ class Worker:
         self._admin: Any = None  # a kafka-python admin client, for the committed offsets
         self.counts = {
             "routed": 0,
-            "dead_letters": 0,  # of which the next one, failures while handling a message
-            "failures": 0,
+            "dead_letters": 0,
+            "failures": 0,  # dead letters because handling the message raised
             "duplicates": 0,
             "sla_facts": 0,
             "moved": 0,

@@ -6,16 +6,19 @@ Two kinds, both off unless ``SAMT124_FAULT_RATE`` / ``SAMT124_FAULT_BATCH_RATE``
   guard: the message must become one dead letter and the worker must go on. Which messages fail
   is a function of the seed and the message's place in the log (topic, partition, offset), so a
   message read again after a restart fails again, and a test can tell which ones must fail;
-* a **batch fault** raises at a random message of a batch, outside the per-message guard, as a
-  bug or a failing dependency would: nothing from that message on may be acknowledged, and the
-  worker must restart from its committed offsets. The points come from a generator seeded with
-  the seed and the number of restarts so far, so a restarted worker does not fail at the same
-  place for ever.
+* a **batch fault** raises at a message of a batch, outside the per-message guard, as a bug or
+  a failing dependency would: nothing from that message on may be acknowledged, and the worker
+  must restart from its committed offsets. With a rate ``r`` (per message the worker takes), the
+  next failing message is drawn uniformly among the next ``2/r - 1`` (so one in ``1/r`` on
+  average, and always one within ``2/r``), wherever the batches happen to split. The draws come
+  from a generator seeded with the seed and the number of restarts so far, so a restarted
+  worker does not fail at the same place for ever.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 from dataclasses import dataclass, field
 
@@ -27,13 +30,20 @@ class InjectedFault(RuntimeError):
 @dataclass
 class Faults:
     rate: float = 0.0  # fraction of intake messages whose decision raises
-    batch_rate: float = 0.0  # fraction of batches that fail at a random message
+    batch_rate: float = 0.0  # batch faults per message taken
     seed: int = 0
     restarts: int = 0  # how many times the worker restarted itself before this process
     _rng: random.Random = field(init=False, repr=False)
+    _until: int = field(init=False, repr=False)  # messages until the next batch fault
 
     def __post_init__(self) -> None:
         self._rng = random.Random(f"{self.seed}:{self.restarts}")
+        self._until = self._draw()
+
+    def _draw(self) -> int:
+        if self.batch_rate <= 0:
+            return 0
+        return self._rng.randrange(1, max(2, math.ceil(2 / self.batch_rate)))
 
     @property
     def active(self) -> bool:
@@ -52,10 +62,14 @@ class Faults:
             raise InjectedFault(f"injected message fault at {topic}[{partition}]@{offset}")
 
     def batch_point(self, size: int) -> int | None:
-        """The index in a batch of ``size`` messages at which it fails, or ``None``."""
-        if self.batch_rate <= 0 or size == 0 or self._rng.random() >= self.batch_rate:
+        """The index in the next batch of ``size`` messages at which it fails, or ``None``."""
+        if self.batch_rate <= 0 or size == 0:
             return None
-        return self._rng.randrange(size)
+        if self._until > size:
+            self._until -= size
+            return None
+        point, self._until = self._until - 1, self._draw()
+        return point
 
     def fail_batch(self, index: int, size: int) -> None:
         raise InjectedFault(f"injected batch fault at message {index} of {size}")

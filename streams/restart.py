@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 
 log = logging.getLogger("samt124.worker")
 ENV = "SAMT124_WORKER_RESTARTS"  # "count:quick:last" handed from a process to its replacement
-QUICK_SECONDS = 60.0  # restarts closer than this count as consecutive
+QUICK_SECONDS = 30.0  # restarts closer than this count as consecutive
 MAX_DELAY = 30.0
 
 

@@ -28,14 +28,24 @@ def test_no_faults_unless_asked() -> None:
     assert all(faults.batch_point(500) is None for _ in range(1_000))
 
 
-def test_batch_faults_fall_at_random_points_that_change_with_each_restart() -> None:
-    first = Faults(batch_rate=0.2, seed=1)
-    points = [first.batch_point(100) for _ in range(1_000)]
-    hits = [p for p in points if p is not None]
-    assert 130 <= len(hits) <= 270
-    assert all(0 <= p < 100 for p in hits)
-    assert len(set(hits)) > 50  # anywhere in the batch
-    replay = Faults(batch_rate=0.2, seed=1)
-    assert [replay.batch_point(100) for _ in range(1_000)] == points  # seeded
-    restarted = Faults(batch_rate=0.2, seed=1, restarts=1)
-    assert [restarted.batch_point(100) for _ in range(1_000)] != points
+def first_fault(faults: Faults, size: int = 37) -> int:
+    """The message (counted from the first taken) at which a worker's first batch fault falls."""
+    taken = 0
+    while (point := faults.batch_point(size)) is None:
+        taken += size
+    return taken + point
+
+
+def test_batch_faults_fall_at_random_messages_and_change_with_each_restart() -> None:
+    firsts = [first_fault(Faults(batch_rate=0.01, seed=seed)) for seed in range(400)]
+    assert max(firsts) < 200  # always one within 2 / rate messages
+    assert 85 <= sum(firsts) / len(firsts) <= 115  # one in 100 on average
+    assert len(set(firsts)) > 100
+    assert first_fault(Faults(batch_rate=0.01, seed=3)) == firsts[3]  # seeded
+    restarted = [first_fault(Faults(batch_rate=0.01, seed=s, restarts=1)) for s in range(400)]
+    assert restarted != firsts  # a restarted worker fails elsewhere
+    faults = Faults(batch_rate=0.01, seed=1)
+    points = [faults.batch_point(size) for size in (1, 500, 3, 500, 500)]
+    assert all(
+        p is None or 0 <= p < size for p, size in zip(points, (1, 500, 3, 500, 500), strict=True)
+    )

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from samt124 import wire
 from samt124.kafka_admin import ensure_topics
@@ -216,3 +219,161 @@ def test_a_worker_whose_id_another_took_stops_instead_of_fencing_in_a_loop(
 def _routed(settings: Settings, event_id: str) -> bool:
     records: list[Any] = read_topics(settings, Topics(settings.topic_namespace).provinces())
     return any(wire.decode(r.value).event_id == event_id for r in records)
+
+
+# -- 100,000 events with decisions and batches made to fail at random ---------------------------
+
+EVENTS = int(os.environ.get("SAMT124_CHAOS_EVENTS", "100000"))
+SEED = int(os.environ.get("SAMT124_CHAOS_SEED", "11"))
+MESSAGE_FAULTS = 0.03
+BATCH_FAULTS = 1 / 40_000  # per message taken: a few restarts
+
+
+@pytest.mark.timeout(2400)
+def test_faults_injected_at_random_leave_nothing_missing(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """3 % of the decisions raise, a batch fails part-way about once in 40,000 messages (outside
+    the per-message guard, so the worker restarts from its committed offsets), and 1 % of the
+    submissions come from before the first rules: afterwards every intake message is routed or
+    is one dead letter, each injected message failure exactly the dead letter, checked here from
+    the raw topics and by ``samt124 verify``; the worker still routes."""
+    from tests.chaos.harness import Publishing, group_lag, recent_traffic, say
+
+    ensure_topics(settings)
+    topics = Topics(settings.topic_namespace)
+    worker = start(
+        settings,
+        "worker",
+        log=tmp_path / "worker.log",
+        SAMT124_FAULT_RATE=str(MESSAGE_FAULTS),
+        SAMT124_FAULT_BATCH_RATE=str(BATCH_FAULTS),
+        SAMT124_FAULT_SEED=str(SEED),
+    )
+    try:
+        events: list[Any] = recent_traffic(SEED, EVENTS - EVENTS // 100, datetime.now(UTC))
+        old = datetime(2015, 3, 1, 6, 0, tzinfo=UTC)
+        olds = [
+            submission(province=PROVINCES[i % len(PROVINCES)], at=old + timedelta(hours=7 * i))
+            for i in range(EVENTS // 100)
+        ]
+        for i, submitted in enumerate(olds):  # the reported case, spread through the traffic
+            events.insert(i * 99, submitted)
+        started = time.monotonic()
+        publishing = Publishing(settings, events)
+        publishing.start()
+        publishing.join(900)
+        say(f"published {len(events)} events in {time.monotonic() - started:.0f} s")
+        sentinel = submission(province="IR-07")
+        produce_raw(settings, topics.intake, [(wire.key(sentinel), wire.encode(sentinel))])
+        wait_for(
+            lambda: group_lag(settings, f"{settings.topic_namespace}-worker", [topics.intake]) == 0,
+            1500,
+            "the worker to acknowledge every intake message",
+            every=5,
+        )
+        say(f"worker caught up {time.monotonic() - started:.0f} s after the first event")
+        assert worker.popen.poll() is None, worker.output()[-3000:]
+
+        # independently of samt124 verify: from the raw topics
+        intake = read_topics(settings, [topics.intake])
+        letters = read_topics(settings, [topics.dlq])
+        routed = {wire.decode(r.value).event_id for r in read_topics(settings, topics.provinces())}
+        dead: dict[tuple[int, int], list[Any]] = {}
+        for letter in letters:
+            place = (int(letter.headers["dlq-partition"]), int(letter.headers["dlq-offset"]))
+            dead.setdefault(place, []).append(letter)
+        faulty = {
+            (r.partition, r.offset)
+            for r in intake
+            if injected(SEED, MESSAGE_FAULTS, topics.intake, r.partition, r.offset)
+        }
+        injected_letters = {
+            place
+            for place, found in dead.items()
+            if found[0].headers.get("dlq-error") == b"InjectedFault"
+        }
+        assert injected_letters == faulty  # each injected failure is a dead letter, no other is
+        opened_dead = {
+            wire.decode(r.value).request_id
+            for r in intake
+            if (r.partition, r.offset) in faulty
+            and type(wire.decode(r.value)).__name__ in ("RequestSubmitted", "LetterRegistered")
+        }
+        missing = []
+        for record in intake:
+            place = (record.partition, record.offset)
+            event = wire.decode(record.value)
+            if place in dead:
+                reasons = {letter.headers["dlq-reason"] for letter in dead[place]}
+                assert len(reasons) == 1, reasons  # a repeat says the same
+                if place not in faulty:  # a later event of a request whose opening failed
+                    assert event.request_id in opened_dead, reasons
+                    assert b"for unknown request" in next(iter(reasons))
+                assert event.event_id not in routed or event.request_id not in opened_dead
+            elif event.event_id not in routed:
+                missing.append(place)
+        assert missing == [], f"{len(missing)} intake messages neither routed nor dead-lettered"
+        assert sum(e.event_id in routed for e in olds) >= 0.9 * len(olds)  # 2015: routed
+        repeats = sum(len(found) - 1 for found in dead.values())
+
+        result = verify(settings, "--json")
+        assert result.returncode == 0, result.stdout + result.stderr
+        report = json.loads(result.stdout)
+        assert report["judged"] == len(intake)
+        assert report["missing"] == 0
+        assert report["dead_lettered"] == len(dead)
+        restarts = json.loads(
+            next((settings.home.resolve() / "worker").glob("*.status.json")).read_text()
+        )["restarts"]
+        say(
+            f"{len(intake)} intake messages: {len(faulty)} made to fail, {len(dead)} dead letters"
+            f" ({repeats} repeated after restarts), {report['routed']} routed;"
+            f" {restarts} restarts after batch faults"
+        )
+        assert restarts >= 1  # the batch faults happened, and the worker came back each time
+        later = submission(province="IR-30")
+        produce_raw(settings, topics.intake, [(wire.key(later), wire.encode(later))])
+        wait_for(lambda: _routed(settings, later.event_id), 120, "the worker still routes")
+    finally:
+        worker.stop()
+
+
+def test_stops_mid_batch_acknowledge_nothing_unhandled(settings: Settings, tmp_path: Path) -> None:
+    """SIGTERM while the worker works through a backlog: Faust acknowledges the batch in hand
+    as the agent is cancelled, so the worker finishes it first; after three stops and starts,
+    ``verify`` finds every acknowledged message routed."""
+    from tests.chaos.harness import Publishing, group_lag, recent_traffic, say
+
+    ensure_topics(settings)
+    topics = Topics(settings.topic_namespace)
+    group = f"{settings.topic_namespace}-worker"
+    events = recent_traffic(7, 20_000, datetime.now(UTC))
+    publishing = Publishing(settings, events)
+    publishing.start()
+    publishing.join(600)
+    worker = start(settings, "worker", log=tmp_path / "worker.log")
+    try:
+        for stop in range(3):
+            before = group_lag(settings, group, [topics.intake]) or 0
+
+            def progressed(before: int = before) -> bool:
+                lag = group_lag(settings, group, [topics.intake])
+                return lag is not None and lag < before - 1_000
+
+            wait_for(progressed, 180, "the worker to work through part of the backlog")
+            stopping = time.monotonic()
+            code = worker.stop(timeout=90)
+            say(f"stop {stop + 1}: exit {code} after {time.monotonic() - stopping:.1f} s")
+            assert code == 0, worker.output()[-3000:]
+            report = json.loads(verify(settings, "--json").stdout)
+            assert report["missing"] == 0, report
+            worker = start(settings, "worker", log=tmp_path / f"worker-{stop + 1}.log")
+        wait_for(
+            lambda: group_lag(settings, group, [topics.intake]) == 0, 600, "the backlog handled"
+        )
+        result = verify(settings, "--json")
+        assert result.returncode == 0, result.stdout
+        assert json.loads(result.stdout)["judged"] == len(events)
+    finally:
+        worker.stop()
