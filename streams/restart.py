@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -75,7 +76,14 @@ def read_status(path: Path) -> dict[str, Any]:
 
 
 def restart(reason: str, status: Path | None = None) -> NoReturn:
-    """Replace this process with a fresh worker: it resumes from the committed offsets."""
+    """Replace this process with a fresh worker: it resumes from the committed offsets.
+
+    A stop asked for from now until the fresh worker is running ends the process at once (the
+    default action of SIGTERM and SIGINT): nothing is acknowledged in between, so that is safe,
+    and the stop is not lost in the replacement.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     now = time.time()
     following = Restarts.inherited().next(now)
     delay = following.delay

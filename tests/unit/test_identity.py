@@ -91,3 +91,28 @@ def test_the_status_file_is_replaced_whole(tmp_path: Path) -> None:
     write_status(path, {"restarts": 2, "reason": "ایست"})
     assert read_status(path) == {"restarts": 2, "reason": "ایست"}
     assert list(path.parent.iterdir()) == [path]
+
+
+def test_a_stop_during_a_restarts_back_off_ends_the_process(tmp_path: Path) -> None:
+    """SIGTERM while a restart waits (nothing acknowledged) stops the worker instead of being
+    lost in the replacement of the process."""
+    import signal
+    import time
+
+    script = (
+        "import signal, sys\n"
+        "signal.signal(signal.SIGTERM, lambda *a: None)  # as an event loop's handler would\n"
+        "from streams.restart import restart\n"
+        "print('waiting', flush=True)\n"
+        "restart('a test', None)\n"
+    )
+    env = {**os.environ, "SAMT124_WORKER_RESTARTS": f"9:6:{time.time()}"}  # long back-off
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline() == b"waiting\n"
+    time.sleep(0.5)
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(timeout=5) == -signal.SIGTERM
+    assert b"restarting the worker" in (child.stderr.read() if child.stderr else b"")
