@@ -91,6 +91,23 @@ class Settings(BaseSettings):
     )
     replication_factor: int = Field(default=1, ge=1)
 
+    # Fault injection, for tests of the worker's guarantees only (0: off)
+    fault_rate: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Fraction of intake messages whose decision is made to raise (a test mode).",
+    )
+    fault_batch_rate: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Batch faults per message the worker takes: the batch in hand fails there,"
+        " outside the per-message guard (a test mode: the worker restarts from its committed"
+        " offsets).",
+    )
+    fault_seed: int = Field(default=0, description="Seed of the injected faults.")
+
     # Versioned rule files (defaults: the ones samt124 ships)
     referral_rules: Path | None = Field(default=None, description="Referral rules JSON file.")
     sla_policies: Path | None = Field(default=None, description="SLA policies JSON file.")

@@ -26,9 +26,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
+import secrets
 import socket
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -41,8 +44,11 @@ from samt124.kafka.topics import Topics
 from samt124.settings import Settings
 from streams.deadlines import DeadlineQueue
 from streams.delivery import Deliveries, Record
+from streams.faults import Faults
+from streams.identity import FenceWatch
 from streams.pipeline import Outgoing, Pipeline, Where
-from streams.sequence import Sequence, Skipped, committed_with_retry, restart
+from streams.restart import Restarts, read_status, restart, status_path, write_status
+from streams.sequence import Sequence, Skipped, committed_with_retry
 from streams.stream_time import sla_now
 
 log = logging.getLogger("samt124.worker")
@@ -50,6 +56,9 @@ TICK_SECONDS = 0.2
 BATCH = 500  # messages an agent takes at once (acknowledged only after they are processed)
 BATCH_WAIT = 0.05  # seconds an agent waits for a batch to fill
 IDLE_SECONDS = 2.0
+IDENTITY_SECONDS = 2.0  # how often a worker that may be fenced asks who holds its identity
+STATUS_SECONDS = 10.0  # how often the status file is rewritten
+FENCED_EXIT = 4  # the exit status of a worker that stops because another took its identity
 
 
 def group_id(settings: Settings) -> str:
@@ -94,6 +103,9 @@ def _credentials(settings: Settings) -> Any:
     return faust.SSLCredentials(context)
 
 
+Handler = Callable[[Any, Deliveries], Awaitable[None]]
+
+
 def _headers(raw: Any) -> list[tuple[str, bytes]]:
     if not raw:
         return []
@@ -118,7 +130,28 @@ class Worker:
         self.sla_last = 0.0  # when ``track`` last took a fact
         self.sequence = Sequence()
         self._admin: Any = None  # a kafka-python admin client, for the committed offsets
-        self.counts = {"routed": 0, "dead_letters": 0, "duplicates": 0, "sla_facts": 0, "moved": 0}
+        self.counts = {
+            "routed": 0,
+            "dead_letters": 0,
+            "failures": 0,  # dead letters because handling the message raised
+            "duplicates": 0,
+            "sla_facts": 0,
+            "moved": 0,
+            "sla_fold_failures": 0,  # SLA facts read back that could not be folded in
+            "timer_failures": 0,  # requests whose due facts could not be worked out
+        }
+        self.restarts = Restarts.inherited()
+        self.faults = Faults(
+            settings.fault_rate, settings.fault_batch_rate, settings.fault_seed, self.restarts.count
+        )
+        if self.faults.active:
+            self.pipeline.faults = self.faults
+            log.warning("fault injection on: %s", self.faults)
+        # unique per process: tells this worker from another that took its static member id
+        self.client_id = f"samt124-worker-{secrets.token_hex(4)}"
+        self.fence = FenceWatch(self.client_id)
+        self.status = status_path(settings.home, instance_id(settings))
+        self.started_at = datetime.now(UTC)
         self.app = faust.App(
             group_id(settings),
             broker=[f"kafka://{server}" for server in settings.bootstrap.split(",")],
@@ -139,6 +172,7 @@ class Worker:
             # consumer skipped) gets its partitions back at once and the others keep theirs,
             # instead of a rebalance of the whole group
             consumer_group_instance_id=instance_id(settings),
+            broker_client_id=self.client_id,
             broker_heartbeat_interval=3.0,
             broker_commit_every=10_000,
             stream_wait_empty=False,
@@ -177,33 +211,152 @@ class Worker:
         async def route(stream: Any) -> None:
             out = Deliveries(self._produce)
             async for events in stream.take_events(BATCH, within=BATCH_WAIT):
-                for event in events:
-                    await self._in_sequence(event.message)
-                    await self._on_intake(event.message, out)
-                await out.settle()  # before the batch is acknowledged
+                await self._batch("route", events, self._on_intake, out)
 
         @app.agent(sla, name="track")  # type: ignore[untyped-decorator]
         async def track(stream: Any) -> None:
             out = Deliveries(self._produce)
             async for events in stream.take_events(BATCH, within=BATCH_WAIT):
-                for event in events:
-                    await self._in_sequence(event.message)
-                    await self._on_sla(event.message, out)
-                await out.settle()
+                await self._batch("track", events, self._on_sla, out)
 
         @app.timer(interval=TICK_SECONDS)  # type: ignore[untyped-decorator]
         async def tick() -> None:
-            await self._tick()
+            try:
+                await self._tick()
+            except Exception as error:
+                self._halt("tick", f"the SLA timer failed: {type(error).__name__}: {error}")
+
+        @app.timer(interval=IDENTITY_SECONDS)  # type: ignore[untyped-decorator]
+        async def identity() -> None:
+            await self._check_identity()
+
+        @app.timer(interval=STATUS_SECONDS)  # type: ignore[untyped-decorator]
+        async def status() -> None:
+            self._write_status()
 
         @app.task  # type: ignore[untyped-decorator]
         async def quiet_clients() -> None:
             # the Kafka client builds a debug record per message sent unless told otherwise
             for name in ("aiokafka", "kafka"):
                 logging.getLogger(name).setLevel(logging.WARNING)
+            self.fence.install()
+            self._write_status()
 
         @self.requests.on_recover  # type: ignore[untyped-decorator]
         async def rebuild() -> None:
             await self._rebuild_queue()
+
+    # -- batches -----------------------------------------------------------------------------
+
+    async def _batch(self, agent: str, events: list[Any], handle: Handler, out: Deliveries) -> None:
+        """Handle a batch; return once everything it caused is delivered.
+
+        Faust's ``take_events`` acknowledges every event of a batch when the agent's loop body
+        returns *or raises* (and after a crash the supervisor starts the agent on the messages
+        that follow, so the rest of the batch is skipped for good). So nothing may escape from
+        here: a failure the per-message guards did not catch replaces the process before anything
+        is acknowledged (:meth:`_halt`), and a stop that cancels the agent mid-batch lets the
+        batch finish first, so the acknowledgement it then gets is true.
+        """
+        task = asyncio.ensure_future(self._handle(agent, events, handle, out))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            log.warning(
+                "%s: stopping; finishing the batch of %d messages first", agent, len(events)
+            )
+            await task
+            raise
+
+    async def _handle(
+        self, agent: str, events: list[Any], handle: Handler, out: Deliveries
+    ) -> None:
+        failing = self.faults.batch_point(len(events))
+        done = 0
+        try:
+            for done, event in enumerate(events):
+                if done == failing:
+                    self.faults.fail_batch(done, len(events))
+                await self._in_sequence(event.message)
+                await handle(event.message, out)
+            await out.settle()  # before the batch is acknowledged
+        except Exception as error:
+            message = events[done].message
+            firsts: dict[tuple[str, int], int] = {}
+            for event in events:
+                firsts.setdefault(
+                    (event.message.topic, event.message.partition), event.message.offset
+                )
+            held = ", ".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(firsts.items()))
+            self._halt(
+                agent,
+                f"{type(error).__name__} at {message.topic}[{message.partition}]@{message.offset},"
+                f" outside the per-message guard: {error}. Nothing of this batch is acknowledged"
+                f" (it starts at {held})",
+            )
+
+    def _halt(self, agent: str, reason: str) -> None:
+        """Stop before anything more is acknowledged, and start again from the committed offsets."""
+        self._write_status()
+        restart(f"{agent}: {reason}", self.status)
+
+    # -- one worker per identity -------------------------------------------------------------
+
+    async def _check_identity(self) -> None:
+        """Stop when another process has taken this worker's static member id."""
+        if not self.fence.suspicious():
+            return
+        try:
+            holder = await asyncio.to_thread(self._identity_holder)
+        except Exception as error:
+            log.warning("cannot ask who holds this worker's member id: %s", error)
+            return
+        if not self.fence.judge(holder):
+            return
+        message = (
+            f"samt124 worker: another worker holds the member id {instance_id(self.settings)!r}"
+            f" in the group {group_id(self.settings)} (client {holder}); two workers with one id"
+            " fence each other in turn, so this one stops. Give each worker its own"
+            " SAMT124_WORKER_ID (or SAMT124_HOME)."
+        )
+        log.error(message)
+        self._write_status(stopped=message)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(FENCED_EXIT)  # at once: nothing more is acknowledged or committed
+
+    def _identity_holder(self) -> str | None:
+        from kafka import KafkaAdminClient
+
+        if self._admin is None:
+            self._admin = KafkaAdminClient(**self.settings.kafka_client_options())
+        group = group_id(self.settings)
+        members = self._admin.describe_groups([group]).get(group, {}).get("members") or []
+        mine = instance_id(self.settings)
+        for member in members:
+            if member.get("group_instance_id") == mine:
+                return str(member.get("client_id"))
+        return None
+
+    def _write_status(self, stopped: str | None = None) -> None:
+        previous = read_status(self.status)
+        status = {
+            "instance": instance_id(self.settings),
+            "group": group_id(self.settings),
+            "pid": os.getpid(),
+            "client_id": self.client_id,
+            "started_at": self.started_at.isoformat(),
+            "updated_at": datetime.now(UTC).isoformat(),
+            "restarts": self.restarts.count,
+            "last_restart": previous.get("last_restart") if self.restarts.count else None,
+            "counts": dict(self.counts),
+        }
+        if stopped:
+            status["stopped"] = stopped
+        try:
+            write_status(self.status, status)
+        except OSError as error:
+            log.warning("cannot write %s: %s", self.status, error)
 
     # -- message handlers --------------------------------------------------------------------
 
@@ -217,7 +370,7 @@ class Worker:
         try:
             self.sequence.see(tp, generation, message.offset)
         except Skipped as skipped:
-            restart(str(skipped))
+            self._halt("sequence", str(skipped))
 
     async def _committed(self, tp: tuple[str, int]) -> int | None:
         from kafka import KafkaAdminClient, TopicPartition
@@ -241,6 +394,11 @@ class Worker:
     def _state(self, request_id: str) -> RequestState | None:
         raw = self.requests.get(request_id)
         return RequestState.from_bytes(raw) if raw else None
+
+    def _stored(self, request_id: str) -> bytes | None:
+        """A request's state as stored (decoded by the pipeline, under its guard)."""
+        raw = self.requests.get(request_id) if request_id else None
+        return bytes(raw) if raw else None
 
     async def _produce(self, record: Record) -> Any:
         return await self.app.producer.send(
@@ -278,7 +436,7 @@ class Worker:
         request_id = key.decode("utf-8", "replace") if key else ""
         wall = datetime.now(UTC)
         step = self.pipeline.on_intake(
-            self._state(request_id) if request_id else None,
+            self._stored(request_id),
             key,
             message.value,
             _headers(message.headers),
@@ -288,6 +446,7 @@ class Worker:
         await self._send(step.outgoing, out)
         if step.dead_letter:
             self.counts["dead_letters"] += 1
+            self.counts["failures"] += step.failure
             log.warning(
                 "dead letter %s[%d]@%d: %s",
                 message.topic,
@@ -320,16 +479,21 @@ class Worker:
         if step.state is not None and not step.duplicate:
             self.counts["routed"] += 1
             self._put(step.state, message.partition, out)
-            self.queue.schedule(step.state.request_id, self.pipeline.next_due(step.state))
+            self.queue.schedule(step.state.request_id, step.due)
 
     async def _on_sla(self, message: Any, out: Deliveries) -> None:
         self.sla_read[message.partition] = message.offset + 1
         self.sla_last = time.monotonic()
         request_id = message.key.decode("utf-8", "replace") if message.key else ""
-        step = self.pipeline.on_sla(self._state(request_id), message.value, datetime.now(UTC))
+        step = self.pipeline.on_sla(self._stored(request_id), message.value, datetime.now(UTC))
+        if step.failure:
+            self.counts["sla_fold_failures"] += 1
+            log.error(
+                "%s[%d]@%d: %s", message.topic, message.partition, message.offset, step.dead_letter
+            )
         if step.state is not None:
             self._put(step.state, message.partition, out)
-            self.queue.schedule(request_id, self.pipeline.next_due(step.state))
+            self.queue.schedule(request_id, step.due)
 
     def _record_closure(self, closure: Closure, partition: int, out: Deliveries) -> None:
         key = f"{closure.province}:{closure.first_day}:{closure.last_day}"
@@ -351,10 +515,16 @@ class Worker:
         now = sla_now(wall, self.watermark, caught_up=caught_up)
         out = Deliveries(self._produce)
         for request_id in self.queue.pop_due(now):
-            state = self._state(request_id)
-            if state is None:
+            try:
+                state = self._state(request_id)
+                if state is None:
+                    continue
+                outgoing, following = self.pipeline.due(state, now, wall)
+            except Exception:
+                # this request's clocks are looked at again after a restart or its next event
+                self.counts["timer_failures"] += 1
+                log.exception("SLA timer: cannot work out the due facts of request %s", request_id)
                 continue
-            outgoing, following = self.pipeline.due(state, now, wall)
             self.counts["sla_facts"] += len(outgoing)
             await self._send(outgoing, out)
             self.queue.schedule(request_id, following)
@@ -412,8 +582,15 @@ class Worker:
         self.queue.clear()
         for count, (request_id, raw) in enumerate(list(self.requests.items()), start=1):
             if raw:
-                state = RequestState.from_bytes(raw)
-                self.queue.schedule(request_id, self.pipeline.next_due(state))
+                try:
+                    due = self.pipeline.next_due(RequestState.from_bytes(raw))
+                except Exception:
+                    self.counts["timer_failures"] += 1
+                    log.exception(
+                        "SLA timer: cannot work out the due facts of request %s", request_id
+                    )
+                    continue
+                self.queue.schedule(request_id, due)
             if count % 5_000 == 0:
                 await asyncio.sleep(0)
         log.warning(

@@ -30,6 +30,7 @@ from samt124.domain.sla import Policies, load_policies
 from samt124.domain.validation import validate
 from samt124.kafka.topics import Topics, partition_of
 from samt124.settings import Settings
+from streams.faults import Faults
 
 Headers = list[tuple[str, bytes]]
 MOVED_FROM = "moved-from"  # header of an intake message copied to its request's partition
@@ -64,6 +65,8 @@ class Step:
     dead_letter: str | None = None  # the reason, when the message went to the dead-letter topic
     event: Event | None = None
     moved_to: int | None = None  # the intake partition a misplaced message was copied to
+    due: datetime | None = None  # when the new state's next SLA threshold falls due
+    failure: bool = False  # a dead letter because handling the message raised
 
 
 @dataclass
@@ -74,6 +77,7 @@ class Pipeline:
     calendar: Calendar
     partitions: int  # of the intake topic (and of every topic co-partitioned with it)
     sent_facts: set[str] = field(default_factory=set)  # emitted, not yet folded back
+    faults: Faults | None = None  # the fault-injection test mode (off: None)
 
     @classmethod
     def load(cls, settings: Settings) -> Pipeline:
@@ -93,14 +97,36 @@ class Pipeline:
 
     def on_intake(
         self,
-        state: RequestState | None,
+        state: RequestState | bytes | None,
         key: bytes | None,
         value: bytes | None,
         headers: Headers,
         where: Where,
         wall: datetime,
     ) -> Step:
+        """The outcome of one intake message; never raises.
+
+        ``state`` is the request's state, or the bytes it is stored as (decoded here, so that
+        a state that cannot be read is this message's failure, not the worker's). Whatever
+        raises while the message is decoded, validated, decided, scheduled or encoded makes it
+        a dead letter with the exception's type and text: the worker goes on with the next.
+        """
         raw = value or b""
+        try:
+            return self._on_intake(state, key, raw, headers, where, wall)
+        except Exception as error:
+            reason = f"{type(error).__name__} while handling the message: {error}"
+            return self._dead(key, raw, headers, where, wall, reason, error=error)
+
+    def _on_intake(
+        self,
+        stored: RequestState | bytes | None,
+        key: bytes | None,
+        raw: bytes,
+        headers: Headers,
+        where: Where,
+        wall: datetime,
+    ) -> Step:
         try:
             event = wire.decode(raw)
         except wire.DecodeError as error:
@@ -118,11 +144,14 @@ class Pipeline:
         home = partition_of(wire.key(event), self.partitions)
         if where.partition != home:
             return self._move(event, raw, headers, where, home)
+        if self.faults is not None:
+            self.faults.check_message(where.topic, where.partition, where.offset)
         if isinstance(event, OfficeClosureAnnounced):
             closure = closure_of(event)
-            self.calendar = self.calendar.with_closure(closure)
             forward = Outgoing(self.topics.province(event.province), key, raw, headers)
+            self.calendar = self.calendar.with_closure(closure)
             return Step(outgoing=(forward,), closure=closure, event=event)
+        state = RequestState.from_bytes(stored) if isinstance(stored, bytes) else stored
         decision = decide(state, event, self.context(wall))
         if decision.state is None:
             reason = f"{event_type(event)} for unknown request {event.request_id!r}"
@@ -131,13 +160,15 @@ class Pipeline:
             return Step(state=decision.state, duplicate=True, event=event)
         province = self.topics.province(decision.state.province)
         facts = [f for f in decision.outputs if _is_sla(f) and f.event_id not in self.sent_facts]
-        self.sent_facts.update(fact.event_id for fact in facts)
-        outgoing = [
+        outgoing = (
             *(self._publish(fact, province) for fact in decision.outputs if not _is_sla(fact)),
             Outgoing(province, key, raw, headers),
             *(self._publish(fact, province) for fact in facts),
-        ]
-        return Step(state=decision.state, outgoing=tuple(outgoing), event=event)
+        )
+        due = self.next_due(decision.state)
+        # last, once nothing more can raise: these facts are on their way
+        self.sent_facts.update(fact.event_id for fact in facts)
+        return Step(state=decision.state, outgoing=outgoing, event=event, due=due)
 
     def _publish(self, fact: Event, province_topic: str) -> Outgoing:
         topic = self.topics.sla if _is_sla(fact) else province_topic
@@ -166,33 +197,52 @@ class Pipeline:
         where: Where,
         wall: datetime,
         reason: str,
+        *,
+        error: Exception | None = None,
     ) -> Step:
         extra: Headers = [
             ("dlq-reason", reason.encode()),
+            *([("dlq-error", type(error).__name__.encode())] if error is not None else []),
             ("dlq-topic", where.topic.encode()),
             ("dlq-partition", str(where.partition).encode()),
             ("dlq-offset", str(where.offset).encode()),
             ("dlq-at", wall.astimezone(UTC).isoformat().encode()),
         ]
         return Step(
-            outgoing=(Outgoing(self.topics.dlq, key, raw, [*headers, *extra]),), dead_letter=reason
+            outgoing=(Outgoing(self.topics.dlq, key, raw, [*headers, *extra]),),
+            dead_letter=reason,
+            failure=error is not None,
         )
 
     # -- SLA facts folded back ---------------------------------------------------------------
 
-    def on_sla(self, state: RequestState | None, value: bytes | None, wall: datetime) -> Step:
-        """Record an SLA fact read back from ``samt124.sla``: it will not be emitted again."""
+    def on_sla(
+        self, state: RequestState | bytes | None, value: bytes | None, wall: datetime
+    ) -> Step:
+        """Record an SLA fact read back from ``samt124.sla``: it will not be emitted again.
+
+        Never raises: a fact that cannot be folded in is reported (``failure``, the reason in
+        ``dead_letter``) and stays on ``samt124.sla``, where the timer's repeat of it, with the
+        same id, collapses downstream.
+        """
         try:
             fact = wire.decode(value or b"")
         except wire.DecodeError:
             return Step()
         self.sent_facts.discard(fact.event_id)
-        if state is None:
-            return Step()
-        decision = decide(state, fact, self.context(wall))
-        if decision.duplicate or decision.state is None:
-            return Step(duplicate=True)
-        return Step(state=decision.state, event=fact)
+        try:
+            if isinstance(state, bytes):
+                state = RequestState.from_bytes(state)
+            if state is None:
+                return Step()
+            decision = decide(state, fact, self.context(wall))
+            if decision.duplicate or decision.state is None:
+                return Step(duplicate=True)
+            due = self.next_due(decision.state)
+        except Exception as error:
+            reason = f"{type(error).__name__} while folding {fact.event_id} back: {error}"
+            return Step(dead_letter=reason, failure=True, event=fact)
+        return Step(state=decision.state, event=fact, due=due)
 
     # -- timers ------------------------------------------------------------------------------
 
@@ -202,12 +252,13 @@ class Pipeline:
         """SLA facts due at ``now`` not yet sent, and when to look at the request next."""
         facts = due_sla_facts(state, now, self.calendar, self.policies, recorded_at=wall)
         fresh = [fact for fact in facts if fact.event_id not in self.sent_facts]
-        self.sent_facts.update(fact.event_id for fact in fresh)
         context = self.context(wall)
         for fact in facts:  # as if folded back already: the next look is at the next threshold
             state = decide(state, fact, context).state or state
         outgoing = tuple(self._publish(fact, self.topics.sla) for fact in fresh)
-        return outgoing, self.next_due(state)
+        following = self.next_due(state)
+        self.sent_facts.update(fact.event_id for fact in fresh)  # once nothing more can raise
+        return outgoing, following
 
     def next_due(self, state: RequestState) -> datetime | None:
         return next_due(state, self.calendar, self.policies)

@@ -13,15 +13,14 @@ in case of gaps).
 first message must be the one at the group's committed offset, and every later one must follow
 the one before. A message that comes later than expected means some were skipped; nothing past
 it has been acknowledged yet, so nothing past the committed offset is lost as long as the worker
-does not go on: :func:`restart` replaces the process with a fresh one, which resumes from there.
+does not go on: :func:`streams.restart.restart` replaces the process with a fresh one, which
+resumes from there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -78,17 +77,3 @@ async def committed_with_retry(committed: Committed, tp: TopicPartition) -> int 
         except Exception as error:
             log.warning("cannot read the committed offset of %s[%d]: %s", *tp, error)
             await asyncio.sleep(RETRY_SECONDS)
-
-
-def restart(reason: str) -> None:
-    """Replace this process with a fresh worker: it resumes from the committed offsets.
-
-    The worker is a static member of its group, so the fresh process gets the same partitions
-    back without a rebalance of the other workers.
-    """
-    log.error("%s; restarting the worker to read them from the last committed offset", reason)
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 from typing import Any
 
 from samt124.settings import Settings
@@ -22,7 +23,24 @@ def register(commands: Any) -> None:
         help="on a clean stop, remove this worker from its group so the others take its"
         " partitions at once (for scaling down; a restart without it gets them back faster)",
     )
+    worker.add_argument(
+        "--status",
+        action="store_true",
+        help="print the status of the workers of this home (restarts and why, counts) and exit",
+    )
     worker.set_defaults(handler=cmd_worker)
+
+    verify = commands.add_parser(
+        "verify",
+        help="check that every intake message the worker acknowledged reached its province"
+        " topic or the dead-letter topic (exit 1 when any is missing)",
+    )
+    verify.add_argument(
+        "--since", type=_instant, help="intake messages from this time (ISO 8601; Tehran if naive)"
+    )
+    verify.add_argument("--until", type=_instant, help="intake messages before this time")
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    verify.set_defaults(handler=cmd_verify)
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -31,8 +49,16 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     import faust
 
     from samt124.kafka.admin import ensure_topics
-    from streams.app import Worker
+    from streams.app import Worker, instance_id
+    from streams.identity import HomeLock, IdentityTaken
 
+    if args.status:
+        return print_status(settings)
+    try:
+        HomeLock.acquire(settings.home, instance_id(settings))
+    except IdentityTaken as taken:
+        print(f"samt124 worker: {taken}", file=sys.stderr)
+        return 1
     ensure_topics(settings)
     mismatch = partitions_mismatch(settings)
     if mismatch:
@@ -49,6 +75,80 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         if args.leave_on_stop:
             leave_group(settings)
     return 0
+
+
+def _instant(text: str) -> datetime:
+    from samt124.domain.tehran_time import TEHRAN
+
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time, e.g. 2026-11-29T08:00 or 2026-11-29T04:30Z"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=TEHRAN)
+
+
+def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from streams.app import group_id
+    from streams.verify import verify
+
+    report = verify(settings, group=group_id(settings), since=args.since, until=args.until)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print(format_report(report))
+    return 0 if report.missing == 0 else 1
+
+
+def format_report(report: Any) -> str:
+    """The report as a table per intake partition, then the verdict."""
+    lines = [
+        f"{'partition':>9} {'from':>9} {'committed':>10} {'judged':>8} {'routed':>8}"
+        f" {'dead':>6} {'moved':>6} {'missing':>8} {'both':>5} {'pending':>8}"
+    ]
+    for p in report.partitions:
+        lines.append(
+            f"{p.partition:>9} {p.first:>9} {p.committed:>10} {p.judged:>8} {p.routed:>8}"
+            f" {p.dead_lettered:>6} {p.moved:>6} {len(p.missing):>8} {len(p.both):>5}"
+            f" {p.pending:>8}"
+        )
+    for p in report.partitions:
+        if p.missing:
+            shown = ", ".join(map(str, p.missing[:20])) + (" ..." if len(p.missing) > 20 else "")
+            lines.append(f"missing on partition {p.partition}: offsets {shown}")
+        if p.both:
+            shown = ", ".join(map(str, p.both[:20])) + (" ..." if len(p.both) > 20 else "")
+            lines.append(f"routed and dead-lettered on partition {p.partition}: offsets {shown}")
+    lines.append(
+        f"repeats (at-least-once, collapsed downstream): {report.duplicated_routes} events routed"
+        f" more than once, {report.duplicated_dead_letters} messages dead-lettered more than once"
+    )
+    judged = report.total("judged")
+    if report.missing:
+        lines.append(f"FAILED: {report.missing} of {judged} acknowledged intake messages are lost")
+    else:
+        lines.append(
+            f"OK: each of {judged} acknowledged intake messages was routed or dead-lettered"
+            f" ({report.total('pending')} not yet acknowledged)"
+        )
+    return "\n".join(lines)
+
+
+def print_status(settings: Settings) -> int:
+    """Print every worker status file of this home; 1 when there is none."""
+    import json
+
+    from streams.restart import read_status
+
+    found = sorted((settings.home.resolve() / "worker").glob("*.status.json"))
+    for path in found:
+        print(json.dumps(read_status(path), indent=2, ensure_ascii=False))
+    if not found:
+        print(f"no worker has run on the home {settings.home.resolve()}")
+    return 0 if found else 1
 
 
 def partitions_mismatch(settings: Settings) -> str | None:

@@ -65,11 +65,11 @@ class CalendarConfig:
         return f"calendars {self.version} with {holidays}"
 
     def schedule(self, province: str, day: date) -> Schedule:
+        """The office hours in force on ``day``; the first version also covers the days before
+        it (a back-filled letter older than the first decree still has working time)."""
         versions = self.schedules.get(province) or self.schedules[ANY_PROVINCE]
         index = bisect_right([v.effective_from for v in versions], day) - 1
-        if index < 0:
-            raise ValueError(f"no office hours for {province} on {day.isoformat()}")
-        return versions[index]
+        return versions[max(index, 0)]
 
 
 @dataclass(frozen=True)

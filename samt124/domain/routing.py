@@ -76,10 +76,10 @@ class ReferralRules:
         object.__setattr__(self, "_starts", tuple(v.effective_from for v in self.versions))
 
     def version_at(self, t: datetime) -> RulesVersion:
+        """The version in force at ``t``; the first version also rules what came before it
+        (back-filled requests and letters older than the first rules still need a referral)."""
         index = bisect_right(self._starts, t) - 1
-        if index < 0:
-            raise ValueError(f"no referral rules in force at {t.isoformat()}")
-        return self.versions[index]
+        return self.versions[max(index, 0)]
 
 
 def _parse_rule(raw: Mapping[str, Any]) -> ReferralRule:

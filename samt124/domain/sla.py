@@ -139,10 +139,10 @@ class Policies:
         object.__setattr__(self, "_by_version", {v.version: v for v in self.versions})
 
     def version_at(self, t: datetime) -> PolicyVersion:
+        """The version in force at ``t``; the first version also applies to what came before it
+        (back-filled requests and letters older than the first policies)."""
         index = bisect_right(self._starts, t) - 1
-        if index < 0:
-            raise LookupError(f"no SLA policy version in force at {t.isoformat()}")
-        return self.versions[index]
+        return self.versions[max(index, 0)]
 
     def get(self, version: str) -> PolicyVersion:
         return self._by_version[version]

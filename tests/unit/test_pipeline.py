@@ -5,16 +5,20 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from samt124.contract import wire
 from samt124.domain.events import (
     OfficeClosureAnnounced,
+    RequestAssigned,
     Requester,
+    RequestEscalated,
     RequestReferred,
     RequestSubmitted,
     SlaBreached,
+    SlaWarning,
 )
 from samt124.kafka.topics import partition_of
 from samt124.settings import Settings
@@ -218,3 +222,86 @@ def test_garbage_on_any_partition_is_a_dead_letter_where_it_is() -> None:
         step = p.on_intake(None, b"k", b"garbage", [], Where(WHERE.topic, partition, 1), WALL)
         assert step.dead_letter is not None
         assert step.moved_to is None
+
+
+# -- whatever raises while a message is handled makes it a dead letter ------------------------
+
+
+def test_a_submission_from_before_the_first_rules_routes_by_the_first_version() -> None:
+    p = pipeline()
+    old = datetime(2012, 5, 1, 8, 0, tzinfo=UTC)  # before the first rules, policies, calendars
+    step = intake(p, submitted(occurred_at=old, recorded_at=old))
+    assert step.dead_letter is None
+    assert step.state is not None
+    assert step.state.policy_version == p.policies.versions[0].version
+    referral = wire.decode(step.outgoing[0].value)
+    assert isinstance(referral, RequestReferred)
+    assert referral.rules_version == p.rules.versions[0].version
+    assert referral.body_id == "samt-org:IR-30"  # the Alborz MoU came later
+    assert step.due is not None  # its clocks run, on the first calendar version's hours
+
+
+def test_an_exception_in_the_decision_is_a_dead_letter_with_its_type() -> None:
+    from streams.faults import Faults
+
+    p = pipeline()
+    p.faults = Faults(rate=1.0)
+    event = submitted()
+    step = intake(p, event)
+    (dead,) = step.outgoing
+    headers = dict(dead.headers)
+    assert step.failure
+    assert step.state is None
+    assert dead.topic == "samt124.dlq"
+    assert (dead.key, dead.value) == (wire.key(event), wire.encode(event))
+    assert headers["dlq-error"] == b"InjectedFault"
+    assert headers["dlq-reason"].startswith(b"InjectedFault while handling the message: ")
+    assert p.sent_facts == set()
+
+
+def test_a_stored_state_that_cannot_be_read_is_that_messages_dead_letter() -> None:
+    p = pipeline()
+    event = submitted()
+    opened = intake(p, event)
+    assert opened.state is not None
+    later = submitted(event_id=str(uuid.uuid4()), occurred_at=WALL - timedelta(minutes=1))
+    stored = opened.state.to_bytes().replace(b'"v":', b'"v":99,"was":', 1)
+    step = intake(p, later, stored)
+    assert step.failure
+    assert b"unknown request state format" in dict(step.outgoing[0].headers)["dlq-reason"]
+    # the same state as stored bytes, readable, is decoded under the guard and used
+    fine = intake(p, later, opened.state.to_bytes())
+    assert fine.duplicate
+
+
+def test_facts_are_not_marked_sent_when_publishing_them_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    p = pipeline()
+    old = WALL - timedelta(days=30)  # its clocks have long breached
+    opened = intake(p, submitted(occurred_at=old, recorded_at=old))
+    assert opened.state is not None
+    assigned = RequestAssigned(
+        event_id=str(uuid.uuid4()),
+        request_id="req-42",
+        occurred_at=WALL,
+        recorded_at=WALL,
+        source="portal",
+        body_id="khaneh-samt:IR-30",
+        assignee="operator-7",
+    )
+    real = wire.encode
+
+    def broken(event: Any) -> bytes:
+        if isinstance(event, SlaBreached | SlaWarning | RequestEscalated):
+            raise OSError("encoder broke")
+        return real(event)
+
+    monkeypatch.setattr(wire, "encode", broken)
+    with pytest.raises(OSError, match="encoder broke"):
+        p.due(opened.state, WALL, WALL)
+    assert p.sent_facts == set()
+    step = intake(p, assigned, opened.state)  # brings the due facts with it
+    assert step.failure
+    assert b"encoder broke" in dict(step.outgoing[0].headers)["dlq-reason"]
+    assert p.sent_facts == set()  # nothing marked sent that was not published

@@ -99,10 +99,11 @@ def test_secretariat_letters_are_routed_too() -> None:
     assert route(letter, RULES, recorded_at=NOW).body_id == "khaneh-samt:IR-30"
 
 
-def test_submissions_before_any_rules_are_refused() -> None:
+def test_submissions_before_the_first_rules_route_by_the_first_version() -> None:
     old = submitted("IND-PERMIT", "IR-30", datetime(2019, 1, 1, tzinfo=TEHRAN))
-    with pytest.raises(ValueError, match="no referral rules"):
-        route(old, RULES, recorded_at=NOW)
+    referral = route(old, RULES, recorded_at=NOW)
+    assert referral.rules_version == RULES.versions[0].version
+    assert referral.body_id == "samt-org:IR-30"  # the MoU's delegation came in a later version
 
 
 def test_a_version_must_end_with_a_rule_that_matches_everything() -> None:
