@@ -66,6 +66,9 @@ class Table:
 
 
 EMPTY = Table((), ())
+# The backlog report's counts of open requests past each clock's deadline.
+PAST_RESOLUTION = "past_resolution_deadline"
+PAST_FIRST_RESPONSE = "past_first_response_deadline"
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,8 @@ class ProvinceRow:
     on_time: int
     on_time_percent: float | None  # None: nothing resolved yet
     open: int
-    breached_open: int
+    past_resolution: int  # open past the resolution deadline
+    past_first_response: int  # open, no response yet, past the first-response deadline
     p50: float | None
     p90: float | None
 
@@ -133,7 +137,7 @@ class ProvinceRow:
 class BodyRow:
     body_id: str
     open: int
-    breached: int
+    breached: int  # open past the resolution deadline
 
 
 @dataclass(frozen=True)
@@ -142,9 +146,13 @@ class Headline:
     resolved: int
     on_time: int
     open: int
-    breached_open: int
-    max_overdue_hours: float | None  # on the clock
-    max_overdue_working_hours: float | None  # in the province's working time
+    past_resolution: int
+    past_first_response: int
+    # the most overdue open request by each clock: on the clock, in the province's working time
+    resolution_max_overdue_hours: float | None
+    resolution_max_overdue_working_hours: float | None
+    first_response_max_overdue_hours: float | None
+    first_response_max_overdue_working_hours: float | None
     duration_unit: str
 
     @property
@@ -197,13 +205,14 @@ def province_rows(data: ReportData) -> list[ProvinceRow]:
     )
     durations = {str(r.get(key)): r for r in durations_table.records()}
     p50_column, p90_column = _resolution_columns(durations_table)
-    backlog: dict[str, tuple[int, int]] = {}
+    backlog: dict[str, tuple[int, int, int]] = {}
     for record in data.report("backlog").records():
         code = str(record.get("province"))
-        opened, breached = backlog.get(code, (0, 0))
+        opened, resolution, first = backlog.get(code, (0, 0, 0))
         backlog[code] = (
             opened + _int(record.get("open_requests")),
-            breached + _int(record.get("breached")),
+            resolution + _int(record.get(PAST_RESOLUTION)),
+            first + _int(record.get(PAST_FIRST_RESPONSE)),
         )
     rows = []
     for code in sorted(set(sla) | set(durations) | set(backlog)):
@@ -212,7 +221,7 @@ def province_rows(data: ReportData) -> list[ProvinceRow]:
         resolved = _int(figures.get("resolved_requests"))
         on_time = _int(figures.get("resolved_on_time"))
         timing = durations.get(code, {})
-        opened, breached = backlog.get(code, (0, 0))
+        opened, resolution, first = backlog.get(code, (0, 0, 0))
         rows.append(
             ProvinceRow(
                 code=code,
@@ -223,7 +232,8 @@ def province_rows(data: ReportData) -> list[ProvinceRow]:
                 on_time=on_time,
                 on_time_percent=on_time / resolved * 100 if resolved else None,
                 open=opened,
-                breached_open=breached,
+                past_resolution=resolution,
+                past_first_response=first,
                 p50=_float(timing.get(p50_column)) if p50_column else None,
                 p90=_float(timing.get(p90_column)) if p90_column else None,
             )
@@ -239,7 +249,7 @@ def body_rows(data: ReportData) -> list[BodyRow]:
         opened, breached = bodies.get(body, (0, 0))
         bodies[body] = (
             opened + _int(record.get("open_requests")),
-            breached + _int(record.get("breached")),
+            breached + _int(record.get(PAST_RESOLUTION)),
         )
     rows = [BodyRow(body, opened, breached) for body, (opened, breached) in bodies.items()]
     return sorted(rows, key=lambda row: (-row.open, row.body_id))
@@ -247,10 +257,11 @@ def body_rows(data: ReportData) -> list[BodyRow]:
 
 def headline(data: ReportData) -> Headline:
     rows = province_rows(data)
-    late = [r for r in data.report("backlog").records() if _int(r.get("breached")) > 0]
+    records = data.report("backlog").records()
 
-    def most(column: str) -> float | None:
-        found = [n for r in late if (n := _float(r.get(column))) is not None]
+    def most(clock: str, column: str) -> float | None:
+        late = [r for r in records if _int(r.get(f"past_{clock}_deadline")) > 0]
+        found = [n for r in late if (n := _float(r.get(f"{clock}_{column}"))) is not None]
         return max(found) if found else None
 
     p50_column, _ = _resolution_columns(data.report("durations"))
@@ -259,9 +270,14 @@ def headline(data: ReportData) -> Headline:
         resolved=sum(row.resolved for row in rows),
         on_time=sum(row.on_time for row in rows),
         open=sum(row.open for row in rows),
-        breached_open=sum(row.breached_open for row in rows),
-        max_overdue_hours=most("max_overdue_hours"),
-        max_overdue_working_hours=most("max_overdue_working_hours"),
+        past_resolution=sum(row.past_resolution for row in rows),
+        past_first_response=sum(row.past_first_response for row in rows),
+        resolution_max_overdue_hours=most("resolution", "max_overdue_hours"),
+        resolution_max_overdue_working_hours=most("resolution", "max_overdue_working_hours"),
+        first_response_max_overdue_hours=most("first_response", "max_overdue_hours"),
+        first_response_max_overdue_working_hours=most(
+            "first_response", "max_overdue_working_hours"
+        ),
         duration_unit=unit_of(p50_column),
     )
 
@@ -345,16 +361,21 @@ def headline_text(data: ReportData, html_path: str | None = None) -> str:
         f"requests submitted {_span(data)}",
         "",
         "Backlog",
-        f"  {figures.open:,} open requests, {figures.breached_open:,} past their resolution "
-        f"deadline (most overdue: {_number(figures.max_overdue_working_hours)} working hours,"
-        f" {_number(figures.max_overdue_hours)} h on the clock)",
+        f"  {figures.open:,} open requests",
+        f"  {figures.past_resolution:,} past their resolution deadline (most overdue: "
+        f"{_number(figures.resolution_max_overdue_working_hours)} working hours, "
+        f"{_number(figures.resolution_max_overdue_hours)} h on the clock)",
+        f"  {figures.past_first_response:,} past their first-response deadline without a "
+        f"response (most overdue: {_number(figures.first_response_max_overdue_working_hours)} "
+        f"working hours, {_number(figures.first_response_max_overdue_hours)} h on the clock)",
     ]
     bodies = body_rows(data)[:5]
     if bodies:
         out.append(
             "  largest: "
             + ", ".join(
-                f"{_body_label(body.body_id)[1]} {body.open:,} ({body.breached:,} late)"
+                f"{_body_label(body.body_id)[1]} {body.open:,} "
+                f"({body.breached:,} past the resolution deadline)"
                 for body in bodies
             )
         )
@@ -367,7 +388,18 @@ def headline_text(data: ReportData, html_path: str | None = None) -> str:
         "",
         f"By province (resolution times in {unit}, p50 / p90)",
     ]
-    header = ["province", "requests", "resolved", "on-time %", "open", "late", "p50", "p90", ""]
+    header = [
+        "province",
+        "requests",
+        "resolved",
+        "on-time %",
+        "open",
+        "past resolution",
+        "past first response",
+        "p50",
+        "p90",
+        "",
+    ]
     rows = [
         [
             f"{row.code} {row.name_en}",
@@ -375,14 +407,15 @@ def headline_text(data: ReportData, html_path: str | None = None) -> str:
             f"{row.resolved:,}",
             _number(row.on_time_percent),
             f"{row.open:,}",
-            f"{row.breached_open:,}",
+            f"{row.past_resolution:,}",
+            f"{row.past_first_response:,}",
             _number(row.p50),
             _number(row.p90),
             row.name_fa,
         ]
         for row in province_rows(data)
     ]
-    out += ["  " + line for line in _aligned(header, rows, right={1, 2, 3, 4, 5, 6, 7})]
+    out += ["  " + line for line in _aligned(header, rows, right={1, 2, 3, 4, 5, 6, 7, 8})]
     if data.duration_note:
         out.append(f"  ({data.duration_note})")
     out += ["", "Alborz (IR-30): Khaneh Samt vs the SAMT organization"]
@@ -578,12 +611,13 @@ def backlog_svg(rows: Sequence[BodyRow]) -> str:
             f'<text x="{fa_x}" y="{y + 12}" text-anchor="end" lang="fa">{_e(fa)}</text>'
             f'<text x="{bar_x - 8}" y="{y + 12}" text-anchor="end">{_e(en)}</text>'
             f'<rect class="late" x="{bar_x}" y="{y + 2}" width="{late:.1f}" height="{row - 5}">'
-            f"<title>{_e(body.body_id)}: {body.breached:,} past deadline</title></rect>"
+            f"<title>{_e(body.body_id)}: {body.breached:,} past the resolution deadline"
+            "</title></rect>"
             f'<rect class="timely" x="{bar_x + late:.1f}" y="{y + 2}" width="{timely:.1f}" '
             f'height="{row - 5}"><title>{_e(body.body_id)}: {body.open - body.breached:,} '
-            f"within deadline</title></rect>"
+            f"within the resolution deadline</title></rect>"
             f'<text x="{bar_x + late + timely + 5:.1f}" y="{y + 12}">{body.open:,} open, '
-            f"{body.breached:,} late</text></g>"
+            f"{body.breached:,} past resolution deadline</text></g>"
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -715,7 +749,16 @@ def _card(value: str, fa: str, en: str) -> str:
     )
 
 
-PROVINCE_COLUMNS = ("province", "استان", "requests", "resolved", "on-time %", "open", "late")
+PROVINCE_COLUMNS = (
+    "province",
+    "استان",
+    "requests",
+    "resolved",
+    "on-time %",
+    "open",
+    "past resolution deadline",
+    "past first-response deadline",
+)
 ALBORZ_COLUMNS = ("period", "دوره", "body", "مرجع", "requests", "resolved")
 
 
@@ -730,7 +773,16 @@ def build_html(data: ReportData) -> str:
             _card(f"{figures.resolved:,}", "رسیدگی‌شده", "resolved"),
             _card(f"{_number(figures.on_time_percent)} %", "به‌موقع", "resolved on time"),
             _card(f"{figures.open:,}", "باز", "open (backlog)"),
-            _card(f"{figures.breached_open:,}", "باز و دیرکرد", "open past deadline"),
+            _card(
+                f"{figures.past_resolution:,}",
+                "باز و گذشته از مهلت رسیدگی",
+                "open past resolution deadline",
+            ),
+            _card(
+                f"{figures.past_first_response:,}",
+                "باز و گذشته از مهلت اولین پاسخ",
+                "open past first-response deadline",
+            ),
             _card(f"{data.published:,}", "رویداد منتشرشده", "events published"),
         ]
     )
@@ -745,7 +797,8 @@ def build_html(data: ReportData) -> str:
                 f"{row.resolved:,}",
                 _number(row.on_time_percent),
                 f"{row.open:,}",
-                f"{row.breached_open:,}",
+                f"{row.past_resolution:,}",
+                f"{row.past_first_response:,}",
                 _number(row.p50),
                 _number(row.p90),
             ]

@@ -235,12 +235,41 @@ ORDER BY request_id"""
 
 
 def backlog_sql(db: str, params: ReportParams) -> str:
-    """Each open request with its province, body and, once breached, its latest due instant."""
+    """Each open request with what names its clocks' current cycles, and its breach facts.
+
+    Per open request: province, body, whether it has had a first response, its reopenings
+    (the resolution cycle is ``1 + reopenings``), the instant (ms) its holder last changed or it
+    was last reopened (the operational clock's current cycle began then), and the clock, cycle,
+    due instant (s) and instant (ms) of each of its ``SlaBreached`` facts.
+    """
     return f"""
-SELECT province, body_id, toUInt64(ifNull(due_s, 0)) AS due_s
-FROM (SELECT request_id, province, body_id FROM {_requests(db, params)} WHERE is_open) AS r
+SELECT
+    province, body_id, responded, reopens, cycle_ms,
+    b_clock, b_cycle, b_due_s, b_ms
+FROM (
+    SELECT request_id, province, body_id, responded, reopens, cycle_ms
+    FROM (
+        SELECT request_id, province, body_id, responded
+        FROM {_requests(db, params)}
+        WHERE is_open
+    ) AS r
+    ANY LEFT JOIN (
+        SELECT
+            request_id,
+            countIf(event_type = 'RequestReopened') AS reopens,
+            max(occurred_ms) AS cycle_ms
+        FROM {db}.events_unique
+        WHERE event_type IN ('RequestReopened', 'RequestReferred', 'RequestTransferred')
+        GROUP BY request_id
+    ) AS o USING request_id
+) AS ro
 ANY LEFT JOIN (
-    SELECT request_id, argMax(toUnixTimestamp(due_at), occurred_ms) AS due_s
+    SELECT
+        request_id,
+        groupArray(clock) AS b_clock,
+        groupArray(toUInt32(cycle)) AS b_cycle,
+        groupArray(toUInt64(toUnixTimestamp(due_at))) AS b_due_s,
+        groupArray(occurred_ms) AS b_ms
     FROM {db}.sla_events_unique
     WHERE event_type = 'SlaBreached'
     GROUP BY request_id
@@ -451,48 +480,99 @@ def durations(engine: Engine, params: ReportParams) -> Table:
     return columns, rows
 
 
-def backlog(engine: Engine, params: ReportParams) -> Table:
-    """Open requests by province and body; the breached ones and how overdue they are.
+# The clocks every report names, in the order reports show them.
+CLOCK_NAMES = (
+    ("FIRST_RESPONSE", "first_response"),
+    ("RESOLUTION", "resolution"),
+    ("OPERATIONAL", "operational"),
+)
 
-    Overdue counts from the latest breached deadline to ``params.as_of``, in clock hours and in
-    working hours of the request's province (its calendar and the closures announced).
+
+@dataclass(frozen=True)
+class OpenRequest:
+    """An open request's holder and the deadline each of its clocks has passed (µs; None: not
+    past it)."""
+
+    province: str
+    body_id: str
+    past: dict[str, int | None]
+
+
+def overdue_deadlines(row: Sequence[Any]) -> OpenRequest:
+    """Which deadlines an open request (a :func:`backlog_sql` row) is past, clock by clock.
+
+    * first response: its ``FIRST_RESPONSE`` breach, while the request has had no response;
+    * resolution: the ``RESOLUTION`` breach of its current cycle (``1 + reopenings``);
+    * operational: an ``OPERATIONAL`` breach since its holder last changed or it was reopened
+      (the holder's own target; a new holder starts a new operational cycle).
+
+    Of several breaches of one clock and cycle the latest counts.
+    """
+    province, body_id, responded, reopens, cycle_ms = row[:5]
+    breaches = zip(row[5], row[6], row[7], row[8], strict=True)
+    found: dict[str, tuple[int, int]] = {}  # clock name -> (breach ms, due s)
+    for clock, cycle, due_s, at_ms in breaches:
+        if clock == "FIRST_RESPONSE":
+            current = not int(responded)
+        elif clock == "RESOLUTION":
+            current = int(cycle) == int(reopens) + 1
+        else:
+            current = int(at_ms) >= int(cycle_ms)
+        if current and (str(clock) not in found or int(at_ms) >= found[str(clock)][0]):
+            found[str(clock)] = (int(at_ms), int(due_s))
+    past = {
+        name: found[kind][1] * 1_000_000 if kind in found else None for kind, name in CLOCK_NAMES
+    }
+    return OpenRequest(str(province), str(body_id), past)
+
+
+def backlog_columns() -> list[str]:
+    """``open_requests``, then per clock: how many are past its deadline and by how much."""
+    columns = ["province", "body_id", "open_requests"]
+    for _, name in CLOCK_NAMES:
+        columns += [
+            f"past_{name}_deadline",
+            f"{name}_max_overdue_hours",
+            f"{name}_mean_overdue_hours",
+            f"{name}_max_overdue_working_hours",
+            f"{name}_mean_overdue_working_hours",
+        ]
+    return columns
+
+
+def backlog(engine: Engine, params: ReportParams) -> Table:
+    """Open requests by province and body; per clock, those past its deadline and how overdue.
+
+    Each clock has its own columns (:data:`CLOCK_NAMES`, :func:`overdue_deadlines`): a request
+    past its first-response deadline is not thereby past its resolution deadline. Overdue counts
+    from the deadline to ``params.as_of``, in clock hours and in working hours of the request's
+    province (its calendar and the closures announced).
     """
     calendar = business_calendar(engine, params)
     as_of_us = to_us(params.as_of)
-    groups: dict[tuple[str, str], list[int]] = defaultdict(list)  # due instants, 0: not due
-    for province, body_id, due_s in engine.query(backlog_sql(engine.database, params))[1]:
-        groups[(str(province), str(body_id))].append(int(due_s))
-    columns = [
-        "province",
-        "body_id",
-        "open_requests",
-        "breached",
-        "max_overdue_hours",
-        "mean_overdue_hours",
-        "max_overdue_working_hours",
-        "mean_overdue_working_hours",
-    ]
+    groups: dict[tuple[str, str], list[OpenRequest]] = defaultdict(list)
+    for row in engine.query(backlog_sql(engine.database, params))[1]:
+        request = overdue_deadlines(row)
+        groups[(request.province, request.body_id)].append(request)
     rows: list[tuple[object, ...]] = []
-    for (province, body_id), dues in sorted(groups.items()):
-        due_us = [due * 1_000_000 for due in dues if due > 0]
-        clock = [max(0, as_of_us - due) / US_PER_HOUR for due in due_us]
-        working = [
-            max(0, calendar.working_us_between(province, due, as_of_us)) / US_PER_HOUR
-            for due in due_us
-        ]
-        rows.append(
-            (
-                province,
-                body_id,
-                len(dues),
+    for (province, body_id), requests in sorted(groups.items()):
+        cells: list[object] = [province, body_id, len(requests)]
+        for _, name in CLOCK_NAMES:
+            due_us = [due for r in requests if (due := r.past[name]) is not None]
+            clock = [max(0, as_of_us - due) / US_PER_HOUR for due in due_us]
+            working = [
+                max(0, calendar.working_us_between(province, due, as_of_us)) / US_PER_HOUR
+                for due in due_us
+            ]
+            cells += [
                 len(due_us),
                 _rounded(max(clock, default=0.0)),
                 _rounded(sum(clock) / len(clock) if clock else 0.0),
                 _rounded(max(working, default=0.0)),
                 _rounded(sum(working) / len(working) if working else 0.0),
-            )
-        )
-    return columns, rows
+            ]
+        rows.append(tuple(cells))
+    return backlog_columns(), rows
 
 
 def _rounded(hours: float) -> float:

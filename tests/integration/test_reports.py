@@ -147,6 +147,10 @@ def dataset(count: int = 4_000) -> list[Event]:
             if event.occurred_at - started > RESOLUTION_TARGET:
                 due = started + RESOLUTION_TARGET
                 events.append(breach(event.request_id, "RESOLUTION", number, due, intake.province))
+    for request_id, intake in submitted.items():  # still waiting for a first response
+        if request_id not in responded and intake.occurred_at + RESPONSE_TARGET < last:
+            due = intake.occurred_at + RESPONSE_TARGET
+            events.append(breach(request_id, "FIRST_RESPONSE", 1, due, intake.province))
     for request_id, (number, started, done) in cycle.items():
         if not done and started + RESOLUTION_TARGET < last:
             province = submitted[request_id].province
@@ -440,42 +444,60 @@ def test_month_labels_can_show_the_gregorian_dates(engine: Engine) -> None:
 
 
 def test_backlog(engine: Engine, events: list[Event]) -> None:
+    """Each clock on its own: the first-response deadline counts while no response came, the
+    resolution deadline of the current cycle only; overdue from that deadline to AS_OF."""
     requests = fold(events)
     cal = calendar(events)
-    last_due: dict[str, datetime] = {}
+    responded = {i for i, r in requests.items() if r.first_response_ms is not None}
+    last_due: dict[tuple[str, str], datetime] = {}
     for event in sorted(events, key=lambda e: e.occurred_at):
-        if isinstance(event, SlaBreached):
-            last_due[event.request_id] = event.due_at
-    expected: dict[tuple[str, str], tuple[int, int, float, float, float, float]] = {}
-    for key in {(r.province, r.body_id) for r in requests.values() if is_open(r)}:
-        open_ids = [i for i, r in requests.items() if is_open(r) and (r.province, r.body_id) == key]
-        due = [last_due[i].replace(microsecond=0) for i in open_ids if i in last_due]
-        clock = [(AS_OF - d).total_seconds() / 3600 for d in due]
-        working = [cal.working_seconds_between(key[0], d, AS_OF) / 3600 for d in due]
-        expected[key] = (
-            len(open_ids),
-            len(due),
-            max(clock, default=0.0),
-            sum(clock) / len(clock) if clock else 0.0,
-            max(working, default=0.0),
-            sum(working) / len(working) if working else 0.0,
+        if not isinstance(event, SlaBreached) or not is_open(requests[event.request_id]):
+            continue
+        current = (
+            event.request_id not in responded
+            if event.clock == "FIRST_RESPONSE"
+            else event.cycle == requests[event.request_id].reopens + 1
         )
-    columns = (
-        "open_requests",
-        "breached",
-        "max_overdue_hours",
-        "mean_overdue_hours",
-        "max_overdue_working_hours",
-        "mean_overdue_working_hours",
-    )
+        if current:
+            last_due[(event.request_id, event.clock)] = event.due_at
     got = {(row["province"], row["body_id"]): row for row in table(engine, "backlog")}
-    assert got.keys() == expected.keys()
-    for key, figures in expected.items():
-        assert (got[key]["open_requests"], got[key]["breached"]) == figures[:2]
-        for column, value in zip(columns[2:], figures[2:], strict=True):
-            assert got[key][column] == pytest.approx(value, abs=0.051), (key, column)
+    keys = {(r.province, r.body_id) for r in requests.values() if is_open(r)}
+    assert got.keys() == keys
+    past_counts = {"FIRST_RESPONSE": 0, "RESOLUTION": 0}
+    for key in keys:
+        open_ids = [i for i, r in requests.items() if is_open(r) and (r.province, r.body_id) == key]
+        assert got[key]["open_requests"] == len(open_ids)
+        for clock, name in (("FIRST_RESPONSE", "first_response"), ("RESOLUTION", "resolution")):
+            due = [
+                last_due[(i, clock)].replace(microsecond=0)
+                for i in open_ids
+                if (i, clock) in last_due
+            ]
+            hours = [(AS_OF - d).total_seconds() / 3600 for d in due]
+            working = [cal.working_seconds_between(key[0], d, AS_OF) / 3600 for d in due]
+            assert got[key][f"past_{name}_deadline"] == len(due), (key, clock)
+            past_counts[clock] += len(due)
+            expected = {
+                f"{name}_max_overdue_hours": max(hours, default=0.0),
+                f"{name}_mean_overdue_hours": sum(hours) / len(hours) if hours else 0.0,
+                f"{name}_max_overdue_working_hours": max(working, default=0.0),
+                f"{name}_mean_overdue_working_hours": (
+                    sum(working) / len(working) if working else 0.0
+                ),
+            }
+            for column, value in expected.items():
+                assert got[key][column] == pytest.approx(value, abs=0.051), (key, column)
+        assert got[key]["past_operational_deadline"] == 0  # no operational breach in the data
+    # both clocks have open requests past their deadline, and they are not the same requests
+    assert past_counts["FIRST_RESPONSE"] > 0
+    assert past_counts["RESOLUTION"] > 0
+    first = {i for (i, clock) in last_due if clock == "FIRST_RESPONSE"}
+    assert first != {i for (i, clock) in last_due if clock == "RESOLUTION"}
     # working time is not clock time: nights, Fridays and holidays do not count
-    worst = [(r["max_overdue_working_hours"], r["max_overdue_hours"]) for r in got.values()]
+    worst = [
+        (r["resolution_max_overdue_working_hours"], r["resolution_max_overdue_hours"])
+        for r in got.values()
+    ]
     assert any(float(str(work)) < float(str(clock)) for work, clock in worst)
 
 

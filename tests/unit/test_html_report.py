@@ -51,18 +51,19 @@ def sample(**changes: object) -> ReportData:
                 "province",
                 "body_id",
                 "open_requests",
-                "breached",
-                "max_overdue_hours",
-                "mean_overdue_hours",
-                "max_overdue_working_hours",
-                "mean_overdue_working_hours",
+                "past_first_response_deadline",
+                "first_response_max_overdue_hours",
+                "first_response_max_overdue_working_hours",
+                "past_resolution_deadline",
+                "resolution_max_overdue_hours",
+                "resolution_max_overdue_working_hours",
             ],
             [
-                ("IR-23", "samt-org:IR-23", 100, 10, 50.5, 20.0, 24.0, 9.0),
-                ("IR-30", "khaneh-samt:IR-30", 12, 2, 8.0, 4.0, 3.5, 2.0),
-                ("IR-30", "samt-org:IR-30", 8, 0, 0.0, 0.0, 0.0, 0.0),
-                ("IR-10", "samt-org:IR-10", 200, 0, 0.0, 0.0, 0.0, 0.0),
-                ("IR-10", "ministry:agriculture", 5, 5, 72.25, 30.0, 16.0, 6.0),
+                ("IR-23", "samt-org:IR-23", 100, 40, 30.0, 12.0, 10, 50.5, 24.0),
+                ("IR-30", "khaneh-samt:IR-30", 12, 6, 90.0, 40.0, 2, 8.0, 3.5),
+                ("IR-30", "samt-org:IR-30", 8, 0, 0.0, 0.0, 0, 0.0, 0.0),
+                ("IR-10", "samt-org:IR-10", 200, 3, 5.0, 2.0, 0, 0.0, 0.0),
+                ("IR-10", "ministry:agriculture", 5, 1, 1.0, 0.5, 5, 72.25, 16.0),
             ],
         ),
         "durations": Table.of(
@@ -169,11 +170,12 @@ def test_province_rows_merge_the_reports() -> None:
     assert (alborz.name_en, alborz.name_fa) == ("Alborz", "البرز")
     assert (alborz.requests, alborz.resolved, alborz.on_time) == (100, 80, 56)
     assert alborz.on_time_percent == pytest.approx(70.0)
-    assert (alborz.open, alborz.breached_open) == (20, 2)  # both bodies of the province
+    # both bodies of the province; each clock counted on its own
+    assert (alborz.open, alborz.past_resolution, alborz.past_first_response) == (20, 2, 6)
     assert (alborz.p50, alborz.p90) == (30.0, 70.0)
     isfahan = rows["IR-10"]
     assert isfahan.on_time_percent is None  # nothing resolved: no rate, not 0 %
-    assert (isfahan.open, isfahan.breached_open) == (205, 5)
+    assert (isfahan.open, isfahan.past_resolution, isfahan.past_first_response) == (205, 5, 4)
     assert isfahan.p50 is None
 
 
@@ -181,9 +183,13 @@ def test_headline_adds_up_the_provinces() -> None:
     figures = headline(sample())
     assert (figures.requests, figures.resolved, figures.on_time) == (700, 380, 326)
     assert figures.on_time_percent == pytest.approx(326 / 380 * 100)
-    assert (figures.open, figures.breached_open) == (325, 17)
-    assert figures.max_overdue_hours == 72.25
-    assert figures.max_overdue_working_hours == 24.0  # not the same request's: each its own max
+    assert (figures.open, figures.past_resolution, figures.past_first_response) == (325, 17, 50)
+    assert figures.resolution_max_overdue_hours == 72.25
+    # not the same request's: each its own max
+    assert figures.resolution_max_overdue_working_hours == 24.0
+    # the first-response clock's own figures, never mixed into the resolution ones
+    assert figures.first_response_max_overdue_hours == 90.0
+    assert figures.first_response_max_overdue_working_hours == 40.0
     assert figures.duration_unit == "h"
 
 
@@ -224,13 +230,20 @@ def test_dates_are_jalali_in_tehran_time() -> None:
 def test_text_summary_carries_the_figures() -> None:
     text = headline_text(sample(), html_path="reports/demo.html")
     assert "20 Aban 1404, 14:00 Tehran time" in text
-    assert "325 open requests, 17 past their resolution deadline" in text
-    assert "(most overdue: 24.0 working hours, 72.2 h on the clock)" in text
+    assert "325 open requests" in text
+    assert (
+        "17 past their resolution deadline (most overdue: 24.0 working hours, 72.2 h on the clock)"
+        in text
+    )
+    assert (
+        "50 past their first-response deadline without a response (most overdue: 40.0 working "
+        "hours, 90.0 h on the clock)" in text
+    )
     assert "on time: 85.8 % of 380 resolved requests" in text
     assert "1404-08-07 08:30 to 1404-08-20 13:30 Tehran time" in text
     lines = text.splitlines()
     alborz_line = next(line for line in lines if line.strip().startswith("IR-30 Alborz"))
-    assert alborz_line.split()[2:8] == ["100", "80", "70.0", "20", "2", "30.0"]
+    assert alborz_line.split()[2:9] == ["100", "80", "70.0", "20", "2", "6", "30.0"]
     assert any("after" in line and "Khaneh Samt" in line and "22.5" in line for line in lines)
     assert any("samt124-sink" in line and "Stable" in line for line in lines)
     assert lines[-1] == "HTML report: reports/demo.html"
@@ -252,7 +265,7 @@ def test_page_has_one_bar_per_province_and_body() -> None:
 
 def test_small_backlogs_share_one_bar() -> None:
     rows = [("IR-23", f"association:IR-{n:02d}", 100 - n, n % 3) for n in range(BACKLOG_BODIES + 4)]
-    backlog = Table.of(["province", "body_id", "open_requests", "breached"], rows)
+    backlog = Table.of(["province", "body_id", "open_requests", "past_resolution_deadline"], rows)
     page = parsed(sample(reports={"backlog": backlog}))
     bars = page.inside("backlog-chart", "g", "bar-row")
     assert len(bars) == BACKLOG_BODIES + 1
@@ -307,7 +320,7 @@ def test_page_is_self_contained_and_labelled_in_both_languages() -> None:
 
 def test_values_are_escaped() -> None:
     backlog = Table.of(
-        ["province", "body_id", "open_requests", "breached"],
+        ["province", "body_id", "open_requests", "past_resolution_deadline"],
         [("IR-23", '<script>alert("x")</script>', 3, 1)],
     )
     page = build_html(sample(reports={**sample().reports, "backlog": backlog}))
