@@ -154,10 +154,18 @@ class Headline:
     first_response_max_overdue_hours: float | None
     first_response_max_overdue_working_hours: float | None
     duration_unit: str
+    responded_on_time: int = 0  # first response before its deadline
+    late_first_response: int = 0  # first response after its deadline, or none by then
 
     @property
     def on_time_percent(self) -> float | None:
+        """Resolved before the resolution deadline, of the resolved requests."""
         return self.on_time / self.resolved * 100 if self.resolved else None
+
+    @property
+    def first_response_on_time_percent(self) -> float | None:
+        decided = self.responded_on_time + self.late_first_response
+        return self.responded_on_time / decided * 100 if decided else None
 
 
 def _int(value: object) -> int:
@@ -265,6 +273,7 @@ def headline(data: ReportData) -> Headline:
         return max(found) if found else None
 
     p50_column, _ = _resolution_columns(data.report("durations"))
+    sla = data.report("sla").records()
     return Headline(
         requests=sum(row.requests for row in rows),
         resolved=sum(row.resolved for row in rows),
@@ -279,6 +288,8 @@ def headline(data: ReportData) -> Headline:
             "first_response", "max_overdue_working_hours"
         ),
         duration_unit=unit_of(p50_column),
+        responded_on_time=sum(_int(r.get("responded_on_time")) for r in sla),
+        late_first_response=sum(_int(r.get("late_first_response")) for r in sla),
     )
 
 
@@ -382,9 +393,12 @@ def headline_text(data: ReportData, html_path: str | None = None) -> str:
     out += [
         "",
         "SLA",
-        f"  on time: {_number(figures.on_time_percent)} % of {figures.resolved:,} resolved "
-        f"requests ({figures.on_time:,} resolved before the resolution deadline), "
+        f"  resolution on time: {_number(figures.on_time_percent)} % of {figures.resolved:,} "
+        f"resolved requests ({figures.on_time:,} resolved before the resolution deadline), "
         f"{figures.requests:,} requests in all",
+        f"  first response on time: {_number(figures.first_response_on_time_percent)} % "
+        f"({figures.responded_on_time:,} answered before the first-response deadline, "
+        f"{figures.late_first_response:,} after it or not yet)",
         "",
         f"By province (resolution times in {unit}, p50 / p90)",
     ]
@@ -771,7 +785,16 @@ def build_html(data: ReportData) -> str:
         [
             _card(f"{figures.requests:,}", "درخواست‌ها", "requests"),
             _card(f"{figures.resolved:,}", "رسیدگی‌شده", "resolved"),
-            _card(f"{_number(figures.on_time_percent)} %", "به‌موقع", "resolved on time"),
+            _card(
+                f"{_number(figures.on_time_percent)} %",
+                "رسیدگی به‌موقع",
+                "resolved before the resolution deadline",
+            ),
+            _card(
+                f"{_number(figures.first_response_on_time_percent)} %",
+                "اولین پاسخ به‌موقع",
+                "first response before its deadline",
+            ),
             _card(f"{figures.open:,}", "باز", "open (backlog)"),
             _card(
                 f"{figures.past_resolution:,}",

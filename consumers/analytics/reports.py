@@ -278,12 +278,17 @@ ORDER BY province, body_id"""
 
 
 def sla_sql(db: str, params: ReportParams) -> str:
-    """Resolved on time, late and not yet due, with breach counts, by ``params.by``.
+    """Each clock's on-time figures in its own named columns, with breach counts, by ``params.by``.
 
-    The resolution clock restarts with the next cycle on each reopening, so a request's current
-    cycle is ``1 + reopenings``; it is late when a RESOLUTION breach of that cycle exists
-    (resolved or not), resolved on time when it is resolved or closed without one, and neither
-    while it is open without one. The on-time rate is on time / (on time + late).
+    Resolution: the clock restarts with the next cycle on each reopening, so a request's current
+    cycle is ``1 + reopenings``; it is late (``late_resolution``) when a RESOLUTION breach of that
+    cycle exists (resolved or not), resolved on time when it is resolved or closed without one,
+    and neither (``open_within_resolution``) while it is open without one. The resolution
+    on-time rate is on time / (on time + late).
+
+    First response: a request is late (``late_first_response``) when its FIRST_RESPONSE clock
+    breached (answered late or not answered yet), responded on time when it had a response
+    without a breach; the first-response on-time rate is on time / (on time + late).
     """
     dimension = DIMENSIONS[params.by]
     return f"""
@@ -292,19 +297,28 @@ SELECT
     count() AS requests,
     countIf(done) AS resolved_requests,
     countIf(done AND NOT late) AS resolved_on_time,
-    countIf(late) AS late_requests,
-    countIf(NOT done AND NOT late) AS open_not_late,
-    round(if(resolved_on_time + late_requests = 0, 0,
-        resolved_on_time / (resolved_on_time + late_requests) * 100), 2) AS on_time_percent,
+    countIf(late) AS late_resolution,
+    countIf(NOT done AND NOT late) AS open_within_resolution,
+    round(if(resolved_on_time + late_resolution = 0, 0,
+        resolved_on_time / (resolved_on_time + late_resolution) * 100), 2)
+        AS resolution_on_time_percent,
+    countIf(responded) AS responded_requests,
+    countIf(responded AND first_b = 0) AS responded_on_time,
+    countIf(first_b > 0) AS late_first_response,
+    round(if(responded_on_time + late_first_response = 0, 0,
+        responded_on_time / (responded_on_time + late_first_response) * 100), 2)
+        AS first_response_on_time_percent,
     sum(first_b) AS first_response_breaches,
     sum(res_b) AS resolution_breaches,
     sum(op_b) AS operational_breaches
 FROM (
-    SELECT key, done, has(res_cycles, toUInt16(reopens + 1)) AS late, first_b, res_b, op_b
+    SELECT
+        key, done, responded, has(res_cycles, toUInt16(reopens + 1)) AS late,
+        first_b, res_b, op_b
     FROM (
-        SELECT request_id, key, done, reopens
+        SELECT request_id, key, done, responded, reopens
         FROM (
-            SELECT request_id, {dimension} AS key, NOT is_open AS done
+            SELECT request_id, {dimension} AS key, NOT is_open AS done, responded
             FROM {_requests(db, params)}
         ) AS r
         ANY LEFT JOIN (

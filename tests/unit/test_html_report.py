@@ -35,15 +35,17 @@ def sample(**changes: object) -> ReportData:
                 "requests",
                 "resolved_requests",
                 "resolved_on_time",
-                "on_time_percent",
+                "resolution_on_time_percent",
+                "responded_on_time",
+                "late_first_response",
                 "first_response_breaches",
                 "resolution_breaches",
                 "operational_breaches",
             ],
             [
-                ("IR-23", 400, 300, 270, 90.0, 5, 30, 2),
-                ("IR-30", 100, 80, 56, 70.0, 1, 24, 3),
-                ("IR-10", 200, 0, 0, 0.0, 0, 0, 0),
+                ("IR-23", 400, 300, 270, 90.0, 240, 80, 80, 30, 2),
+                ("IR-30", 100, 80, 56, 70.0, 60, 20, 20, 24, 3),
+                ("IR-10", 200, 0, 0, 0.0, 0, 0, 0, 0, 0),
             ],
         ),
         "backlog": Table.of(
@@ -239,7 +241,8 @@ def test_text_summary_carries_the_figures() -> None:
         "50 past their first-response deadline without a response (most overdue: 40.0 working "
         "hours, 90.0 h on the clock)" in text
     )
-    assert "on time: 85.8 % of 380 resolved requests" in text
+    assert "resolution on time: 85.8 % of 380 resolved requests" in text
+    assert "first response on time: 75.0 % (300 answered before the first-response" in text
     assert "1404-08-07 08:30 to 1404-08-20 13:30 Tehran time" in text
     lines = text.splitlines()
     alborz_line = next(line for line in lines if line.strip().startswith("IR-30 Alborz"))

@@ -54,7 +54,8 @@ def test_heatmap_weeks_follow_the_calendar() -> None:
 def test_sla_lateness_is_judged_in_the_current_resolution_cycle() -> None:
     sql = sla_sql("db", ReportParams(by="month"))
     assert "has(res_cycles, toUInt16(reopens + 1))" in sql
-    assert "countIf(NOT done AND NOT late) AS open_not_late" in sql
+    assert "countIf(NOT done AND NOT late) AS open_within_resolution" in sql
+    assert "countIf(first_b > 0) AS late_first_response" in sql
 
 
 JALALI = ReportParams(calendar="jalali")
