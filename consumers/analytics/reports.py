@@ -28,10 +28,12 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 from typing import Any, Literal
 
 from consumers.clickhouse.engine import Engine, quote
 from samt124.domain.calendar import Calendar, CalendarConfig, Closure, load_config
+from samt124.domain.lifecycle import in_remit
 from samt124.domain.tehran_time import (
     JALALI_MONTHS,
     US_PER_HOUR,
@@ -237,31 +239,24 @@ ORDER BY request_id"""
 def backlog_sql(db: str, params: ReportParams) -> str:
     """Each open request with what names its clocks' current cycles, and its breach facts.
 
-    Per open request: province, body, whether it has had a first response, its reopenings
-    (the resolution cycle is ``1 + reopenings``), the instant (ms) its holder last changed or it
-    was last reopened (the operational clock's current cycle began then), and the clock, cycle,
-    due instant (s) and instant (ms) of each of its ``SlaBreached`` facts.
+    Per open request: province, body, whether it has had a first response, its reopenings, the
+    instant (ms) its holder last changed or it was last reopened (the operational clock's
+    current cycle began then), its holders' instants and kinds (for
+    :func:`resolution_cycle`), and the clock, cycle, due instant (s) and instant (ms) of each of
+    its ``SlaBreached`` facts.
     """
     return f"""
 SELECT
-    province, body_id, responded, reopens, cycle_ms,
+    province, body_id, responded, reopens, cycle_ms, holder_ms, holder_kind,
     b_clock, b_cycle, b_due_s, b_ms
 FROM (
-    SELECT request_id, province, body_id, responded, reopens, cycle_ms
+    SELECT request_id, province, body_id, responded, reopens, cycle_ms, holder_ms, holder_kind
     FROM (
         SELECT request_id, province, body_id, responded
         FROM {_requests(db, params)}
         WHERE is_open
     ) AS r
-    ANY LEFT JOIN (
-        SELECT
-            request_id,
-            countIf(event_type = 'RequestReopened') AS reopens,
-            max(occurred_ms) AS cycle_ms
-        FROM {db}.events_unique
-        WHERE event_type IN ('RequestReopened', 'RequestReferred', 'RequestTransferred')
-        GROUP BY request_id
-    ) AS o USING request_id
+    ANY LEFT JOIN ({_cycles_sql(db)}) AS o USING request_id
 ) AS ro
 ANY LEFT JOIN (
     SELECT
@@ -277,70 +272,57 @@ ANY LEFT JOIN (
 ORDER BY province, body_id"""
 
 
+def _cycles_sql(db: str) -> str:
+    """Per request: reopenings, the latest reopening or holder change (ms), and its holders."""
+    return f"""
+        SELECT
+            request_id,
+            countIf(event_type = 'RequestReopened') AS reopens,
+            max(occurred_ms) AS cycle_ms,
+            groupArrayIf(occurred_ms, event_type IN {HOLDERS}) AS holder_ms,
+            groupArrayIf(body_kind, event_type IN {HOLDERS}) AS holder_kind
+        FROM {db}.events_unique
+        WHERE event_type IN ('RequestReopened', 'RequestReferred', 'RequestTransferred')
+        GROUP BY request_id"""
+
+
+def resolution_cycle(reopens: int, holder_ms: Sequence[int], holder_kind: Sequence[str]) -> int:
+    """The current cycle of a request's resolution clock, by the transfer rule (README
+    "Transfers"): 1, plus one per reopening, plus one per change of holder that crosses SAMT's
+    remit (to another ministry or back from one)."""
+    kinds = [kind for _, kind in sorted(zip(holder_ms, holder_kind, strict=True))]
+    remit = [in_remit(kind) for kind in kinds]  # type: ignore[arg-type]
+    crossings = sum(1 for before, after in pairwise(remit) if before != after)
+    return 1 + reopens + crossings
+
+
 def sla_sql(db: str, params: ReportParams) -> str:
-    """Each clock's on-time figures in its own named columns, with breach counts, by ``params.by``.
-
-    Resolution: the clock restarts with the next cycle on each reopening, so a request's current
-    cycle is ``1 + reopenings``; it is late (``late_resolution``) when a RESOLUTION breach of that
-    cycle exists (resolved or not), resolved on time when it is resolved or closed without one,
-    and neither (``open_within_resolution``) while it is open without one. The resolution
-    on-time rate is on time / (on time + late).
-
-    First response: a request is late (``late_first_response``) when its FIRST_RESPONSE clock
-    breached (answered late or not answered yet), responded on time when it had a response
-    without a breach; the first-response on-time rate is on time / (on time + late).
-    """
+    """Per request, by ``params.by``: whether it is done, has had a response, who held it, its
+    reopenings and its breaches (counted by :func:`sla`)."""
     dimension = DIMENSIONS[params.by]
     return f"""
 SELECT
-    key AS {params.by},
-    count() AS requests,
-    countIf(done) AS resolved_requests,
-    countIf(done AND NOT late) AS resolved_on_time,
-    countIf(late) AS late_resolution,
-    countIf(NOT done AND NOT late) AS open_within_resolution,
-    round(if(resolved_on_time + late_resolution = 0, 0,
-        resolved_on_time / (resolved_on_time + late_resolution) * 100), 2)
-        AS resolution_on_time_percent,
-    countIf(responded) AS responded_requests,
-    countIf(responded AND first_b = 0) AS responded_on_time,
-    countIf(first_b > 0) AS late_first_response,
-    round(if(responded_on_time + late_first_response = 0, 0,
-        responded_on_time / (responded_on_time + late_first_response) * 100), 2)
-        AS first_response_on_time_percent,
-    sum(first_b) AS first_response_breaches,
-    sum(res_b) AS resolution_breaches,
-    sum(op_b) AS operational_breaches
+    key, done, responded, body_kind, reopens, holder_ms, holder_kind,
+    first_b, res_b, op_b, res_cycles
 FROM (
-    SELECT
-        key, done, responded, has(res_cycles, toUInt16(reopens + 1)) AS late,
-        first_b, res_b, op_b
+    SELECT request_id, key, done, responded, body_kind, reopens, holder_ms, holder_kind
     FROM (
-        SELECT request_id, key, done, responded, reopens
-        FROM (
-            SELECT request_id, {dimension} AS key, NOT is_open AS done, responded
-            FROM {_requests(db, params)}
-        ) AS r
-        ANY LEFT JOIN (
-            SELECT request_id, count() AS reopens
-            FROM {db}.events_unique
-            WHERE event_type = 'RequestReopened'
-            GROUP BY request_id
-        ) AS o USING request_id
-    ) AS ro
-    ANY LEFT JOIN (
-        SELECT
-            request_id,
-            countIf(clock = 'FIRST_RESPONSE') AS first_b,
-            countIf(clock = 'RESOLUTION') AS res_b,
-            countIf(clock = 'OPERATIONAL') AS op_b,
-            groupArrayIf(cycle, clock = 'RESOLUTION') AS res_cycles
-        FROM {db}.sla_events_unique
-        WHERE event_type = 'SlaBreached'
-        GROUP BY request_id
-    ) AS b USING request_id
-)
-GROUP BY key
+        SELECT request_id, {dimension} AS key, NOT is_open AS done, responded, body_kind
+        FROM {_requests(db, params)}
+    ) AS r
+    ANY LEFT JOIN ({_cycles_sql(db)}) AS o USING request_id
+) AS ro
+ANY LEFT JOIN (
+    SELECT
+        request_id,
+        countIf(clock = 'FIRST_RESPONSE') AS first_b,
+        countIf(clock = 'RESOLUTION') AS res_b,
+        countIf(clock = 'OPERATIONAL') AS op_b,
+        groupArrayIf(toUInt32(cycle), clock = 'RESOLUTION') AS res_cycles
+    FROM {db}.sla_events_unique
+    WHERE event_type = 'SlaBreached'
+    GROUP BY request_id
+) AS b USING request_id
 ORDER BY key"""
 
 
@@ -516,20 +498,21 @@ def overdue_deadlines(row: Sequence[Any]) -> OpenRequest:
     """Which deadlines an open request (a :func:`backlog_sql` row) is past, clock by clock.
 
     * first response: its ``FIRST_RESPONSE`` breach, while the request has had no response;
-    * resolution: the ``RESOLUTION`` breach of its current cycle (``1 + reopenings``);
+    * resolution: the ``RESOLUTION`` breach of its current cycle (:func:`resolution_cycle`);
     * operational: an ``OPERATIONAL`` breach since its holder last changed or it was reopened
       (the holder's own target; a new holder starts a new operational cycle).
 
     Of several breaches of one clock and cycle the latest counts.
     """
     province, body_id, responded, reopens, cycle_ms = row[:5]
-    breaches = zip(row[5], row[6], row[7], row[8], strict=True)
+    cycle_now = resolution_cycle(int(reopens), [int(ms) for ms in row[5]], list(row[6]))
+    breaches = zip(row[7], row[8], row[9], row[10], strict=True)
     found: dict[str, tuple[int, int]] = {}  # clock name -> (breach ms, due s)
     for clock, cycle, due_s, at_ms in breaches:
         if clock == "FIRST_RESPONSE":
             current = not int(responded)
         elif clock == "RESOLUTION":
-            current = int(cycle) == int(reopens) + 1
+            current = int(cycle) == cycle_now
         else:
             current = int(at_ms) >= int(cycle_ms)
         if current and (str(clock) not in found or int(at_ms) >= found[str(clock)][0]):
@@ -644,10 +627,98 @@ def alborz(engine: Engine, params: ReportParams) -> Table:
     return columns, rows
 
 
+SLA_COLUMNS = (
+    "requests",
+    "resolved_requests",
+    "resolved_on_time",
+    "late_resolution",
+    "open_within_resolution",
+    "resolution_on_time_percent",
+    "out_of_remit_requests",
+    "resolution_on_time_percent_in_remit",
+    "responded_requests",
+    "responded_on_time",
+    "late_first_response",
+    "first_response_on_time_percent",
+    "first_response_breaches",
+    "resolution_breaches",
+    "operational_breaches",
+)
+
+
+def _percent(part: int, whole: int) -> float:
+    return round(part / whole * 100, 2) if whole else 0.0
+
+
 def sla(engine: Engine, params: ReportParams) -> Table:
-    """On-time rate and breach counts by ``params.by`` (see :func:`sla_sql`)."""
-    columns, rows = engine.query(sla_sql(engine.database, params))
-    return columns, [(_label(row[0], params), *row[1:]) for row in rows]
+    """Each clock's on-time figures in their own named columns, by ``params.by``.
+
+    Resolution: a request is late (``late_resolution``) when a RESOLUTION breach of its current
+    cycle exists (:func:`resolution_cycle`: a reopening and a transfer across SAMT's remit start
+    a new one), resolved on time when it is resolved or closed without one, and neither
+    (``open_within_resolution``) while open without one; the on-time rate is on time / (on time
+    + late). ``resolution_on_time_percent_in_remit`` is the same rate over the requests held
+    within SAMT's remit only (``out_of_remit_requests``, held by another ministry, are judged by
+    that ministry's policy and left out of it).
+
+    First response: late (``late_first_response``) when its clock breached (answered late or not
+    yet), on time when answered without a breach; the rate is on time / (on time + late).
+    """
+    groups: dict[Any, list[int]] = defaultdict(lambda: [0] * 14)
+    for row in engine.query(sla_sql(engine.database, params))[1]:
+        key, done, responded, body_kind, reopens, holder_ms, holder_kind = row[:7]
+        first_b, res_b, op_b, res_cycles = int(row[7]), int(row[8]), int(row[9]), row[10]
+        cycle = resolution_cycle(int(reopens), [int(ms) for ms in holder_ms], list(holder_kind))
+        late = cycle in {int(c) for c in res_cycles}
+        done, responded = bool(int(done)), bool(int(responded))
+        remit = in_remit(str(body_kind)) if body_kind else True  # type: ignore[arg-type]
+        counts = groups[key]
+        for index, add in enumerate(
+            (
+                1,
+                done,
+                done and not late,
+                late,
+                not done and not late,
+                not remit,
+                remit and done and not late,
+                remit and late,
+                responded,
+                responded and not first_b,
+                first_b > 0,
+                first_b,
+                res_b,
+                op_b,
+            )
+        ):
+            counts[index] += int(add)
+    rows: list[tuple[object, ...]] = []
+    for key in sorted(groups):
+        (requests, resolved, on_time, late_n, waiting, out, remit_on_time, remit_late) = groups[
+            key
+        ][:8]
+        responded_n, answered, late_first, first_b, res_b, op_b = groups[key][8:]
+        rows.append(
+            (
+                _label(key, params),
+                requests,
+                resolved,
+                on_time,
+                late_n,
+                waiting,
+                _percent(on_time, on_time + late_n),
+                out,
+                _percent(remit_on_time, remit_on_time + remit_late),
+                responded_n,
+                answered,
+                late_first,
+                _percent(answered, answered + late_first),
+                first_b,
+                res_b,
+                op_b,
+            )
+        )
+    return [params.by, *SLA_COLUMNS], rows
 
 
 def heatmap(engine: Engine, params: ReportParams) -> Table:

@@ -160,7 +160,9 @@ class OfficeClosureAnnounced(Envelope):
 @dataclass(frozen=True, kw_only=True)
 class SlaWarning(Envelope):
     clock: SlaClock
-    cycle: int  # 1 for the first clock run; +1 on each reopen or transfer (operational clock)
+    # 1 for the first clock run; RESOLUTION +1 on each reopen and each transfer into or out of
+    # SAMT's remit; OPERATIONAL +1 on each reopen and each change of holder (README "Transfers")
+    cycle: int
     threshold_percent: int  # e.g. 50, 75
     due_at: datetime
     body_id: str

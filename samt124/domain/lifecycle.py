@@ -366,23 +366,42 @@ def _apply(state: RequestState, event: Event, at: int, ctx: Context) -> RequestS
     return state  # intake, closures and SLA facts are handled by decide
 
 
+def in_remit(body_kind: BodyKind) -> bool:
+    """Whether a body answers within SAMT's remit (every kind but another ministry)."""
+    return body_kind != "OTHER_MINISTRY"
+
+
 def _refer(
     state: RequestState, to: tuple[str, str, BodyKind], at: int, ctx: Context
 ) -> RequestState:
-    """Hand the request to another body: its own operational clock, the applicant's keep running."""
+    """Hand the request to another body (the transfer rule, README "Transfers").
+
+    * The new holder's operational clock (the OLA) starts a new cycle under its own policy.
+    * Within SAMT's remit (another province, Khaneh Samt, an association) the applicant's
+      first-response and resolution clocks keep running, same cycle, same policy: the ministry's
+      commitment to the applicant does not move because the work moved inside it.
+    * Across the remit (to another ministry, or back from one) the resolution clock starts a new
+      cycle under the new holder's policy, from the transfer (paused while the applicant is
+      awaited): the commitment changes hands, and each body is judged by its own target. The
+      first-response clock is not restarted.
+    """
     province, body_id, body_kind = to
     version = ctx.policies.get(state.policy_version)
     policy = ctx.policies.select(version, state.category, state.priority, body_kind)
-    operational = state.clock("OPERATIONAL")
     paused = state.status == "AWAITING_APPLICANT"
-    handed_over = Clock(
-        "OPERATIONAL",
-        operational.cycle + 1 if operational else 1,
-        policy.id,
-        running_since=None if paused else at,
-    )
-    kept = (c.checkpoint(at, ctx.calendar, state.province) for c in state.clocks)
-    clocks = (*(c for c in kept if c.kind != "OPERATIONAL"), handed_over)
+    since = None if paused else at
+    crosses = in_remit(body_kind) != in_remit(state.body_kind)
+
+    def handed_over(clock: Clock) -> Clock:
+        if clock.kind == "OPERATIONAL" or (crosses and clock.kind == "RESOLUTION"):
+            if clock.stopped and clock.kind == "RESOLUTION":  # resolved or closed: stays so
+                return Clock(clock.kind, clock.cycle + 1, policy.id, stopped=True)
+            return Clock(clock.kind, clock.cycle + 1, policy.id, running_since=since)
+        return clock.checkpoint(at, ctx.calendar, state.province)
+
+    clocks = tuple(handed_over(c) for c in state.clocks)
+    if state.clock("OPERATIONAL") is None:
+        clocks = (*clocks, Clock("OPERATIONAL", 1, policy.id, running_since=since))
     moved = replace(
         state, province=province, body_id=body_id, body_kind=body_kind, status="REFERRED"
     )

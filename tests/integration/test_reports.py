@@ -116,13 +116,14 @@ def dataset(count: int = 4_000) -> list[Event]:
     """Simulated events plus referrals, breaches and closures (not necessarily in time order).
 
     A resolution slower than the target breaches the resolution clock of its cycle (a cycle
-    starts at submission and at each reopening); so does a request still open at the end of
-    the data once its due time has passed.
+    starts at submission, at each reopening and at each transfer into or out of SAMT's remit);
+    so does a request still open at the end of the data once its due time has passed.
     """
     events: list[Event] = [closure(*c) for c in CLOSURES]
     submitted: dict[str, RequestSubmitted | LetterRegistered] = {}
     responded: set[str] = set()
     cycle: dict[str, tuple[int, datetime, bool]] = {}  # request -> (cycle, started, resolved)
+    outside: dict[str, bool] = {}  # request -> held by another ministry
     last = START
     for event in simulate(11, count, START, requests_per_day=150):
         events.append(event)
@@ -142,6 +143,12 @@ def dataset(count: int = 4_000) -> list[Event]:
                 events.append(breach(event.request_id, "FIRST_RESPONSE", 1, due, intake.province))
         if isinstance(event, RequestReopened):
             cycle[event.request_id] = (number + 1, event.occurred_at, False)
+        if isinstance(event, RequestTransferred):
+            out = event.to_body_kind == "OTHER_MINISTRY"
+            if out != outside.get(event.request_id, False):
+                outside[event.request_id] = out
+                done = cycle[event.request_id][2]
+                cycle[event.request_id] = (number + 1, event.occurred_at, done)
         if isinstance(event, RequestResolved | RequestClosed) and not cycle[event.request_id][2]:
             cycle[event.request_id] = (number, started, True)
             if event.occurred_at - started > RESOLUTION_TARGET:
@@ -172,6 +179,7 @@ class Request:
     holders: list[tuple[int, str]] = field(default_factory=list)
     transfers: int = 0
     reopens: int = 0
+    crossings: int = 0  # transfers into or out of SAMT's remit
     to_khaneh: bool = False
     first_response_ms: int | None = None
     resolved_ms: int | None = None
@@ -204,6 +212,8 @@ def fold(events: list[Event]) -> dict[str, Request]:
                 else (event.to_province, event.to_body_id, event.to_body_kind)
             )
             request.holders.append((ms, moved[0]))
+            if (moved[2] == "OTHER_MINISTRY") != (request.body_kind == "OTHER_MINISTRY"):
+                request.crossings += bool(request.body_kind)  # not the first referral
             request.transfers += isinstance(event, RequestTransferred)
             if isinstance(event, RequestReferred) and event.body_kind == "KHANEH_SAMT":
                 request.to_khaneh = event.province == "IR-30"
@@ -237,8 +247,13 @@ def is_open(request: Request) -> bool:
 
 
 def is_late(request: Request) -> bool:
-    """A resolution breach in the request's current cycle (1 + its reopenings)."""
-    return request.reopens + 1 in request.resolution_breach_cycles
+    """A resolution breach in the request's current cycle: 1, plus one per reopening and per
+    transfer into or out of SAMT's remit."""
+    return current_cycle(request) in request.resolution_breach_cycles
+
+
+def current_cycle(request: Request) -> int:
+    return 1 + request.reopens + request.crossings
 
 
 def calendar(events: list[Event], *, with_closures: bool = True) -> Calendar:
@@ -384,6 +399,26 @@ def test_sla_on_time_rate_and_breaches(engine: Engine, events: list[Event]) -> N
     assert [v[3] for v in expected.values()] != [v[8] for v in expected.values()]
 
 
+def test_sla_judges_out_of_remit_transfers_by_their_own_cycle(
+    engine: Engine, events: list[Event]
+) -> None:
+    """A transfer to another ministry starts a new resolution cycle; SAMT's in-remit rate
+    leaves out the requests another ministry holds."""
+    requests = fold(events).values()
+    assert any(r.crossings for r in requests), "the data has transfers out of SAMT's remit"
+    got = {row["province"]: row for row in table(engine, "sla")}
+    for province, row in got.items():
+        mine = [r for r in requests if r.province == province]
+        outside = [r for r in mine if r.body_kind == "OTHER_MINISTRY"]
+        inside = [r for r in mine if r.body_kind != "OTHER_MINISTRY"]
+        on_time = sum(1 for r in inside if not is_open(r) and not is_late(r))
+        late = sum(1 for r in inside if is_late(r))
+        rate = round(on_time / (on_time + late) * 100, 2) if on_time + late else 0
+        assert row["out_of_remit_requests"] == len(outside), province
+        assert row["resolution_on_time_percent_in_remit"] == pytest.approx(rate, abs=0.005)
+    assert sum(int(str(row["out_of_remit_requests"])) for row in got.values()) > 0
+
+
 def test_sla_by_jalali_month(engine: Engine, events: list[Event]) -> None:
     expected: Counter[str] = Counter()
     for request in fold(events).values():
@@ -481,7 +516,7 @@ def test_backlog(engine: Engine, events: list[Event]) -> None:
         current = (
             event.request_id not in responded
             if event.clock == "FIRST_RESPONSE"
-            else event.cycle == requests[event.request_id].reopens + 1
+            else event.cycle == current_cycle(requests[event.request_id])
         )
         if current:
             last_due[(event.request_id, event.clock)] = event.due_at

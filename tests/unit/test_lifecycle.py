@@ -26,6 +26,7 @@ from samt124.domain.events import (
     RequestSubmitted,
     RequestTransferred,
     SlaBreached,
+    SlaClock,
 )
 from samt124.domain.lifecycle import (
     Context,
@@ -268,6 +269,86 @@ def test_a_transfer_gives_the_new_body_its_own_operational_clock() -> None:
     assert due(state, "OPERATIONAL") == CALENDAR.add_working_time("IR-30", moved_at, 48 * 3600)
     assert due(state) == due(opened)  # the applicant's clock kept running
     assert (state.body_id, state.status) == ("samt-org:IR-30", "REFERRED")
+
+
+def transferred(at: datetime, province: str, body_id: str, kind: str) -> RequestTransferred:
+    return RequestTransferred(
+        **envelope(at),
+        to_province=province,
+        to_body_id=body_id,
+        to_body_kind=kind,  # type: ignore[arg-type]
+        reason="r",
+    )
+
+
+def test_a_transfer_to_another_province_keeps_the_applicants_clocks() -> None:
+    opened = fold(submitted("MKT-PRICE-LABEL"))
+    moved_at = tehran(2026, 1, 11, 12, 0)
+    state = fold(
+        submitted("MKT-PRICE-LABEL"),
+        transferred(moved_at, "IR-23", "samt-org:IR-23", "SAMT_ORGANIZATION"),
+    )
+    kinds: tuple[SlaClock, ...] = ("FIRST_RESPONSE", "RESOLUTION")
+    for kind in kinds:
+        before, after = opened.clock(kind), state.clock(kind)
+        assert before is not None
+        assert after is not None
+        assert (after.cycle, after.policy_id) == (before.cycle, before.policy_id)
+    operational = state.clock("OPERATIONAL")
+    assert operational is not None
+    assert operational.cycle == 2
+    # the time elapsed in Alborz is banked; the rest counts in Tehran's calendar
+    resolution = state.clock("RESOLUTION")
+    assert resolution is not None
+    elapsed = CALENDAR.working_seconds_between("IR-30", SUBMITTED_AT, moved_at)
+    assert resolution.elapsed == elapsed * 1_000_000
+
+
+def test_a_transfer_to_another_ministry_starts_its_resolution_cycle_under_its_policy() -> None:
+    moved_at = tehran(2026, 1, 11, 12, 0)
+    events: list[Event] = [
+        submitted("MKT-PRICE-LABEL"),  # normal: resolution 60 h at SAMT
+        transferred(moved_at, "IR-30", "ministry:agriculture", "OTHER_MINISTRY"),
+    ]
+    state = fold(*events)
+    resolution = state.clock("RESOLUTION")
+    assert resolution is not None
+    assert (resolution.cycle, resolution.policy_id) == (2, "other-ministry")
+    assert due(state) == CALENDAR.add_working_time("IR-30", moved_at, 120 * 3600)
+    first = state.clock("FIRST_RESPONSE")
+    assert first is not None
+    assert (first.cycle, first.policy_id) == (1, "normal")  # not restarted
+    # SAMT's 60 h pass without a breach: the request is no longer SAMT's to resolve
+    later = tehran(2026, 1, 31, 9, 0)
+    facts = [f for f in due_sla_facts(state, later, CALENDAR, POLICIES) if f.clock == "RESOLUTION"]
+    assert facts
+    assert {(f.cycle, f.policy_id) for f in facts} == {(2, "other-ministry")}
+    # back into SAMT's remit: a new cycle under SAMT's policy
+    back_at = tehran(2026, 1, 13, 9, 0)
+    events.append(transferred(back_at, "IR-30", "samt-org:IR-30", "SAMT_ORGANIZATION"))
+    back = fold(*events)
+    resolution = back.clock("RESOLUTION")
+    assert resolution is not None
+    assert (resolution.cycle, resolution.policy_id) == (3, "normal")
+    assert due(back) == CALENDAR.add_working_time("IR-30", back_at, 60 * 3600)
+
+
+def test_a_transfer_out_of_remit_while_awaiting_the_applicant_starts_paused() -> None:
+    paused_at = tehran(2026, 1, 10, 10, 0)
+    moved_at = tehran(2026, 1, 10, 11, 0)
+    state = fold(
+        submitted("MKT-PRICE-LABEL"),
+        RequestAwaitingApplicant(**envelope(paused_at), reason="r"),
+        transferred(moved_at, "IR-30", "ministry:health", "OTHER_MINISTRY"),
+    )
+    resolution = state.clock("RESOLUTION")
+    assert resolution is not None
+    assert resolution.paused
+    assert (resolution.cycle, resolution.elapsed) == (2, 0)
+    resumed = tehran(2026, 1, 11, 9, 0)
+    running = decide(state, ApplicantResponded(**envelope(resumed)), ctx()).state
+    assert running is not None
+    assert due(running) == CALENDAR.add_working_time("IR-30", resumed, 120 * 3600)
 
 
 def test_a_closure_announced_after_submission_moves_the_deadline_later() -> None:

@@ -18,7 +18,7 @@ from consumers.analytics.reports import (
     month_label,
     nearest_rank,
     parse_since,
-    sla_sql,
+    resolution_cycle,
     volume_sql,
     week_label,
 )
@@ -51,11 +51,14 @@ def test_heatmap_weeks_follow_the_calendar() -> None:
     assert "toISOWeek" in heatmap_sql("db", ReportParams(calendar="gregorian"))
 
 
-def test_sla_lateness_is_judged_in_the_current_resolution_cycle() -> None:
-    sql = sla_sql("db", ReportParams(by="month"))
-    assert "has(res_cycles, toUInt16(reopens + 1))" in sql
-    assert "countIf(NOT done AND NOT late) AS open_within_resolution" in sql
-    assert "countIf(first_b > 0) AS late_first_response" in sql
+def test_the_resolution_cycle_follows_reopenings_and_transfers_across_the_remit() -> None:
+    samt, khaneh, ministry = "SAMT_ORGANIZATION", "KHANEH_SAMT", "OTHER_MINISTRY"
+    assert resolution_cycle(0, [1], [samt]) == 1
+    assert resolution_cycle(2, [1], [samt]) == 3  # each reopening
+    assert resolution_cycle(0, [1, 5, 9], [samt, khaneh, samt]) == 1  # within the remit
+    assert resolution_cycle(0, [1, 5], [samt, ministry]) == 2  # out of the remit
+    assert resolution_cycle(1, [9, 1, 5], [samt, samt, ministry]) == 4  # and back, in time order
+    assert resolution_cycle(0, [1, 5], [ministry, ministry]) == 1  # referred out from the start
 
 
 JALALI = ReportParams(calendar="jalali")
