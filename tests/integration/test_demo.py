@@ -66,7 +66,8 @@ def demo(services: Services, tmp_path_factory: pytest.TempPathFactory) -> DemoRu
 
 PROVINCE_LINE = re.compile(
     r"^\s+(?P<code>IR-\d\d) .+?\s{2,}(?P<requests>[\d,]+)\s+(?P<resolved>[\d,]+)\s+"
-    r"(?P<on_time>[\d.]+|-)\s+(?P<open>[\d,]+)\s+(?P<late>[\d,]+)\s+"
+    r"(?P<on_time>[\d.]+|-)\s+(?P<open>[\d,]+)\s+(?P<past_resolution>[\d,]+)\s+"
+    r"(?P<past_first_response>[\d,]+)\s+"
 )
 
 
@@ -92,14 +93,22 @@ def test_demo_runs_and_prints_the_headline_reports(demo: DemoRun) -> None:
     published = re.search(r"traffic: ([\d,]+) events published", output)
     assert published is not None
     assert number(published.group(1)) == 2000  # all of --count: the traffic ends by now
-    backlog = re.search(r"([\d,]+) open requests, ([\d,]+) past their resolution", output)
+    backlog = re.search(r"([\d,]+) open requests\n", output)
     assert backlog is not None
     assert number(backlog.group(1)) > 0
-    assert re.search(r"on time: (-|[\d.]+) % of [\d,]+ resolved requests", output)
+    # each clock on its own line, named
+    resolution = re.search(r"\n  ([\d,]+) past their resolution deadline \(most overdue", output)
+    first = re.search(r"\n  ([\d,]+) past their first-response deadline without a response", output)
+    assert resolution is not None
+    assert first is not None
+    assert re.search(r"resolution on time: (-|[\d.]+) % of [\d,]+ resolved requests", output)
+    assert re.search(r"first response on time: (-|[\d.]+) %", output)
     rows = province_lines(output)
     assert len(rows) >= 20  # national traffic reaches most of the 31 provinces
     assert sum(number(row["requests"]) for row in rows) > 0
     assert sum(number(row["open"]) for row in rows) == number(backlog.group(1))
+    assert sum(number(row["past_resolution"]) for row in rows) == number(resolution.group(1))
+    assert sum(number(row["past_first_response"]) for row in rows) == number(first.group(1))
     assert "Khaneh Samt" in output
     namespace = demo.settings.topic_namespace
     for group in (f"{namespace}-worker", f"{namespace}-sink"):

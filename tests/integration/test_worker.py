@@ -1,4 +1,5 @@
-"""The worker on the real broker: referral, dead letters, de-duplication, breach after SIGKILL."""
+"""The worker on the real broker: referral, dead letters, de-duplication, breach after SIGKILL,
+and the transfer rule."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 import time
 import uuid
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from samt124.contract import wire
@@ -15,6 +16,7 @@ from samt124.domain.events import (
     RequestAssigned,
     RequestReferred,
     RequestSubmitted,
+    RequestTransferred,
     SlaBreached,
     SlaWarning,
 )
@@ -288,3 +290,88 @@ def test_worker_refuses_topics_whose_partitions_are_not_as_configured(
 
 def replace_partitions(settings: Settings, partitions: int) -> Settings:
     return settings.model_copy(update={"partitions": partitions})
+
+
+TRANSFER_SECONDS = 3  # the request moves to another ministry this long after submission
+SAMT_SECONDS = 10  # SAMT's resolution target
+MINISTRY_SECONDS = 20  # the other ministry's resolution target, from the transfer
+TRANSFER_POLICIES = {
+    "versions": [
+        {
+            "version": "test-transfer",
+            "effective_from": "2000-01-01T00:00:00+03:30",
+            "warning_percents": [],
+            "escalation": {},
+            "policies": [
+                {
+                    "id": "other-ministry",
+                    "match": {"body_kinds": ["OTHER_MINISTRY"]},
+                    "hours": {"FIRST_RESPONSE": 1000, "RESOLUTION": MINISTRY_SECONDS / 3600},
+                },
+                {
+                    "id": "samt",
+                    "match": {},
+                    "hours": {"FIRST_RESPONSE": 1000, "RESOLUTION": SAMT_SECONDS / 3600},
+                },
+            ],
+        }
+    ]
+}
+
+
+def test_a_transfer_to_another_ministry_starts_a_resolution_cycle_under_its_policy(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The transfer rule end to end (README "Transfers"): SAMT's deadline passes after the
+    request left for another ministry without a breach; the breach comes at the other
+    ministry's deadline, counted from the transfer, in cycle 2 under its policy."""
+    calendars = tmp_path / "calendars.json"
+    calendars.write_text(json.dumps(ALWAYS_OPEN))
+    policies = tmp_path / "policies.json"
+    policies.write_text(json.dumps(TRANSFER_POLICIES))
+    settings = settings.model_copy(update={"calendars": calendars, "sla_policies": policies})
+    topics = Topics(settings.topic_namespace)
+    ensure_topics(settings)
+    worker = start(settings, "worker", log=tmp_path / "worker.log")
+    try:
+        warm = submission(province="IR-01")
+        send(settings, warm)
+        wait_for(lambda: on_topic(settings, topics.province("IR-01")), 90, "the worker to start")
+        request = submission(province="IR-02")
+        send(settings, request)
+        wait_for(lambda: on_topic(settings, topics.province("IR-02")), 30, "the referral")
+        moved_at = request.occurred_at + timedelta(seconds=TRANSFER_SECONDS)
+        time.sleep(max(0.0, moved_at.timestamp() - time.time()))
+        transfer = RequestTransferred(
+            event_id=str(uuid.uuid4()),
+            request_id=request.request_id,
+            occurred_at=moved_at,
+            recorded_at=datetime.now(UTC),
+            source="test",
+            to_province="IR-02",
+            to_body_id="ministry:agriculture",
+            to_body_kind="OTHER_MINISTRY",
+            reason="out of remit",
+        )
+        send(settings, transfer)
+
+        def resolution_breaches() -> list[SlaBreached]:
+            return [
+                e
+                for e in on_topic(settings, topics.sla)
+                if isinstance(e, SlaBreached)
+                and e.request_id == request.request_id
+                and e.clock == "RESOLUTION"
+            ]
+
+        breaches = wait_for(resolution_breaches, 90, "the other ministry's breach")
+        time.sleep(3)  # anything extra would show up now
+        breaches = resolution_breaches()
+    finally:
+        worker.stop()
+    assert len(breaches) == 1, breaches  # none for SAMT's deadline, passed after the transfer
+    (breach,) = breaches
+    assert (breach.cycle, breach.policy_id) == (2, "other-ministry")
+    assert breach.body_id == "ministry:agriculture"
+    expected = moved_at.timestamp() + MINISTRY_SECONDS
+    assert abs(breach.due_at.timestamp() - expected) < 1.5
