@@ -42,7 +42,7 @@ class HomeLock:
     @classmethod
     def acquire(cls, home: Path, instance: str) -> HomeLock:
         """Lock ``<home>/worker/<instance>.lock``, or raise :class:`IdentityTaken`."""
-        path = home.resolve() / "worker" / f"{_safe(instance)}.lock"
+        path = home.resolve() / "worker" / f"{file_name(instance)}.lock"
         inherited = _inherited(path)
         if inherited is not None:
             return cls(path, inherited)
@@ -79,7 +79,8 @@ def _inherited(path: Path) -> int | None:
     return fd if same else None
 
 
-def _safe(instance: str) -> str:
+def file_name(instance: str) -> str:
+    """A worker's id as a file name (its files in ``<home>/worker``)."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in instance)
 
 

@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
+from streams.identity import file_name
+
 log = logging.getLogger("samt124.worker")
 ENV = "SAMT124_WORKER_RESTARTS"  # "count:quick:last" handed from a process to its replacement
 QUICK_SECONDS = 30.0  # restarts closer than this count as consecutive
@@ -55,8 +57,7 @@ class Restarts:
 
 
 def status_path(home: Path, instance: str) -> Path:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in instance)
-    return home.resolve() / "worker" / f"{safe}.status.json"
+    return home.resolve() / "worker" / f"{file_name(instance)}.status.json"
 
 
 def write_status(path: Path, status: dict[str, Any]) -> None:
