@@ -80,3 +80,11 @@ def without_tracebacks(record: logging.LogRecord) -> bool:
         record.exc_info = None
         record.exc_text = None
     return True
+
+
+def without_client_chatter(record: logging.LogRecord) -> bool:
+    """A logging filter: none of the Kafka or ClickHouse clients' own lines (their retries and
+    reconnections) on the screen; the error that ends a command says what failed, and
+    ``--debug`` shows them. The explanation above still hears them (it listens on the client's
+    logger, before this filter on the screen's handler)."""
+    return record.name.split(".", 1)[0] not in CLIENT_LOGGERS
