@@ -53,7 +53,7 @@ def seconds(text: str) -> float:
     """A duration in seconds, more than zero."""
     value = _number(text, float, "a number of seconds")
     if value <= 0:
-        raise Problem(f"must be more than zero seconds, got {text}")
+        raise Problem(f"must be more than zero seconds, got {value:g}")
     return value
 
 
@@ -61,7 +61,7 @@ def positive(text: str) -> float:
     """A number more than zero (a rate, a mean)."""
     value = _number(text, float, "a number")
     if value <= 0:
-        raise Problem(f"must be more than zero, got {text}")
+        raise Problem(f"must be more than zero, got {value:g}")
     return value
 
 
@@ -69,7 +69,7 @@ def rate(text: str) -> float:
     """Events per second: zero (as fast as possible) or more."""
     value = _number(text, float, "a number of events per second")
     if value < 0:
-        raise Problem(f"must be 0 (as fast as possible) or more, got {text}")
+        raise Problem(f"must be 0 (as fast as possible) or more, got {value:g}")
     return value
 
 
@@ -80,15 +80,20 @@ def port(text: str) -> int:
     return value
 
 
+def _shown(text: str) -> str:
+    """A path as typed, quoted when it holds characters that would not print as one line."""
+    return text if text.isprintable() else repr(text)
+
+
 def readable_file(text: str) -> Path:
     """A file that exists and can be read."""
     path = Path(text)
     if not path.exists():
-        raise Problem(f"no such file: {text}")
+        raise Problem(f"no such file: {_shown(text)}")
     if path.is_dir():
-        raise Problem(f"{text} is a directory, not a file")
+        raise Problem(f"{_shown(text)} is a directory, not a file")
     if not os.access(path, os.R_OK):
-        raise Problem(f"cannot read {text}: permission denied")
+        raise Problem(f"cannot read {_shown(text)}: permission denied")
     return path
 
 
@@ -96,12 +101,12 @@ def writable_file(text: str) -> Path:
     """A file that can be written: its directory exists and takes files."""
     path = Path(text)
     if path.is_dir():
-        raise Problem(f"{text} is a directory, not a file")
+        raise Problem(f"{_shown(text)} is a directory, not a file")
     folder = path.parent
     if not folder.is_dir():
-        raise Problem(f"cannot write {text}: no directory {folder}")
+        raise Problem(f"cannot write {_shown(text)}: no directory {_shown(str(folder))}")
     if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise Problem(f"cannot write {text}: permission denied")
+        raise Problem(f"cannot write {_shown(text)}: permission denied")
     return path
 
 
@@ -145,11 +150,12 @@ def day(text: str, calendar: str) -> datetime:
     2026-02-30 in the Gregorian calendar)."""
     example = "1404-03-04" if calendar == "jalali" else "2025-05-25"
     parts = text.strip().replace("/", "-").split("-")
-    if len(parts) != 3 or not all(part.isdigit() for part in parts):
+    if len(parts) != 3 or not all(part.isdecimal() for part in parts):
         raise Problem(
             f"expected YYYY-MM-DD in the {calendar} calendar, e.g. {example}; got {text!r}"
         )
     year, month, day_ = (int(part) for part in parts)
+    text = "-".join(parts)
     if not 1 <= month <= 12:
         raise Problem(f"{text} is not a {calendar} date: there is no month {month}")
     try:

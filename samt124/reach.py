@@ -93,7 +93,7 @@ def kafka(settings: Settings) -> None:
     else:
         remedy = (
             "start the broker there, or point SAMT124_KAFKA_BOOTSTRAP (--bootstrap) at a running"
-            " one (unset, it means the local broker of `samt124 local up kafka`)"
+            " one; unset, it means the local broker that `samt124 local up kafka` starts"
         )
     raise CommandFailed(cause, remedy)
 
