@@ -112,7 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except UsageMistake as mistake:
-        _say(mistake.prog, f"{mistake} (see {mistake.prog} --help)")
+        _say(
+            mistake.prog,
+            f"{mistake} ({_global_hint(parser, mistake) or 'see '}{mistake.prog} --help)",
+        )
         return USAGE
     except SystemExit as leave:  # --help, --version
         return leave.code if isinstance(leave.code, int) else USAGE
@@ -159,6 +162,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             "this is a defect in samt124: run again with --debug for the traceback and report it",
         )
         return FAILED
+
+
+def _global_hint(parser: argparse.ArgumentParser, mistake: UsageMistake) -> str:
+    """For ``samt124 lag --bootstrap X``: the global options go before the command."""
+    if not str(mistake).startswith("unrecognized arguments:"):
+        return ""
+    given = str(mistake).split()[2:]
+    options = {o for action in parser._actions for o in action.option_strings}
+    misplaced = [word for word in given if word.partition("=")[0] in options]
+    if not misplaced:
+        return ""
+    return f"{misplaced[0].partition('=')[0]} is a global option, it goes before the command: see "
 
 
 def _debug_traceback(debug: bool) -> None:

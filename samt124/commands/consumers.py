@@ -7,7 +7,6 @@ import csv
 import io
 import json
 import logging
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,7 +14,7 @@ from consumers.analytics import reports
 from consumers.clickhouse.engine import EngineError, opened
 from consumers.clickhouse.migrations import migrate
 from samt124 import arguments, reach
-from samt124.errors import CommandError
+from samt124.errors import CommandError, CommandFailed
 from samt124.settings import Settings
 
 FORMATS = ("table", "csv", "json")
@@ -102,13 +101,25 @@ def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+MISSING_SCHEMA = ("UNKNOWN_DATABASE", "UNKNOWN_TABLE")
+
+
 def _guarded(handler: Any) -> Any:
+    """ClickHouse's refusals as a runtime failure: its one-line error, and what to do."""
+
     def run(args: argparse.Namespace, settings: Settings) -> int:
         try:
             return int(handler(args, settings))
         except EngineError as error:
-            print(f"samt124: ClickHouse: {error}", file=sys.stderr)
-            return 1
+            target = settings.clickhouse.describe()
+            if any(marker in str(error) for marker in MISSING_SCHEMA):
+                remedy = f"create the schema in {target} with `samt124 init` (once)"
+            else:
+                remedy = (
+                    f"check SAMT124_CLICKHOUSE_URL ({target}) and the statement;"
+                    " --debug shows the traceback"
+                )
+            raise CommandFailed(f"ClickHouse: {error}", remedy) from error
 
     return run
 

@@ -233,3 +233,41 @@ def test_a_generated_mistake_is_one_line_and_exit_2(argv: list[str]) -> None:
         status = cli.main(argv)
     assert_usage_mistake(status, err.getvalue(), "argument ")
     assert out.getvalue() == ""
+
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from streams.identity import HomeLock
+HomeLock.acquire(Path(sys.argv[1]), "w-1")
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_worker_whose_identity_is_taken_says_what_to_do(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, nowhere: Path
+) -> None:
+    import subprocess
+    import sys
+
+    from streams.identity import LOCK_FD
+
+    monkeypatch.delenv(LOCK_FD, raising=False)
+    monkeypatch.setenv("SAMT124_WORKER_ID", "w-1")
+    home = nowhere / "home"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(home)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "locked"
+        status, _, err = run(capsys, "worker")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert status == 1, err
+    cause, remedy = err.strip().splitlines()
+    assert cause.startswith("samt124 worker: another worker with the id 'w-1' already runs")
+    assert remedy.strip().startswith("stop it first")
+    assert "SAMT124_WORKER_ID" in remedy
