@@ -88,6 +88,8 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     from streams.app import group_id
     from streams.verify import verify
 
+    if args.since and args.until and args.until <= args.since:
+        raise CommandError(f"argument --until: {args.until} is not after --since {args.since}")
     reach.kafka(settings)
     report = verify(settings, group=group_id(settings), since=args.since, until=args.until)
     if args.json:

@@ -47,6 +47,7 @@ def nowhere(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monkey
     monkeypatch.setenv("SAMT124_KAFKA_BOOTSTRAP", NOWHERE_KAFKA)
     monkeypatch.setenv("SAMT124_CLICKHOUSE_URL", NOWHERE_CLICKHOUSE)
     (work / "good.jsonl").write_text(json.dumps(EVENT, ensure_ascii=False) + "\n", "utf-8")
+    (work / "latin1.jsonl").write_bytes(b'{"subject": "\xe9t\xe9"}\n')
     return work
 
 
@@ -71,6 +72,7 @@ def assert_usage_mistake(status: int, err: str, *said: str) -> None:
 MISTAKES: list[tuple[list[str], list[str]]] = [
     (["publish", "/nonexistent.jsonl"], ["argument file", "no such file: /nonexistent.jsonl"]),
     (["publish", "."], ["argument file", "is a directory"]),
+    (["publish", "latin1.jsonl"], ["argument file", "cannot read latin1.jsonl: not UTF-8 text"]),
     (
         ["publish", "good.jsonl", "--reject-file", "/nonexistent/dir/rejects.jsonl"],
         ["argument --reject-file", "no directory /nonexistent/dir"],
@@ -110,6 +112,10 @@ MISTAKES: list[tuple[list[str], list[str]]] = [
     (["lag", "--serve", "0.0.0.0:99999"], ["argument --serve", "1..65535"]),
     (["worker", "--web-port", "70000"], ["argument --web-port", "1..65535"]),
     (["verify", "--since", "last week"], ["argument --since", "not an ISO 8601 time"]),
+    (
+        ["verify", "--since", "2026-11-29T08:00", "--until", "2026-11-28T08:00"],
+        ["argument --until", "is not after --since"],
+    ),
     (["rules", "check", "/nonexistent.json"], ["cannot read /nonexistent.json"]),
     (["rules", "check"], ["required: file"]),
     (["schemas"], ["required: ACTION"]),
