@@ -10,7 +10,9 @@ The embedded ClickHouse engine (chdb, the default) needs no server and no probe.
 from __future__ import annotations
 
 import socket
+import struct
 import threading
+import time
 from collections.abc import Sequence
 
 from samt124.errors import CommandFailed
@@ -18,6 +20,14 @@ from samt124.settings import Settings
 
 Address = tuple[str, int]
 KAFKA_PORT = 9092
+# ApiVersions (key 18) v0, correlation id 124, client id "samt124-reach": every broker answers
+# it, before any login, with the same correlation id (an unsupported version gets an error
+# response, still with that id)
+CORRELATION = 124
+CLIENT_ID = b"samt124-reach"
+API_VERSIONS = struct.pack(">hhih", 18, 0, CORRELATION, len(CLIENT_ID)) + CLIENT_ID
+KAFKA_HELLO = struct.pack(">i", len(API_VERSIONS)) + API_VERSIONS
+NOT_KAFKA = "something listens there, but it does not answer as a Kafka broker"
 
 
 def bootstrap_addresses(bootstrap: str) -> list[Address]:
@@ -34,11 +44,13 @@ def bootstrap_addresses(bootstrap: str) -> list[Address]:
     return found
 
 
-def _attempt(address: Address, timeout: float) -> str | None:
-    """None when ``address`` accepts a TCP connection, else why not, in a few words."""
+def _attempt(address: Address, timeout: float, *, kafka: bool = False) -> str | None:
+    """None when ``address`` accepts a TCP connection (and, with ``kafka``, answers a Kafka
+    ApiVersions request), else why not, in a few words."""
+    deadline = time.monotonic() + timeout
     try:
-        with socket.create_connection(address, timeout=timeout):
-            return None
+        with socket.create_connection(address, timeout=timeout) as connection:
+            return _kafka_answers(connection, deadline) if kafka else None
     except socket.gaierror:
         return f"the host name {address[0]} is not known"
     except TimeoutError:
@@ -49,11 +61,32 @@ def _attempt(address: Address, timeout: float) -> str | None:
         return (error.strerror or str(error)).lower()
 
 
-def unreachable(addresses: Sequence[Address], timeout: float) -> str | None:
+def _kafka_answers(connection: socket.socket, deadline: float) -> str | None:
+    """None when the peer answers ApiVersions as a Kafka broker does, by ``deadline``."""
+    received = b""
+    try:
+        connection.settimeout(max(deadline - time.monotonic(), 0.01))
+        connection.sendall(KAFKA_HELLO)
+        while len(received) < 8:
+            connection.settimeout(max(deadline - time.monotonic(), 0.01))
+            chunk = connection.recv(8 - len(received))
+            if not chunk:
+                break
+            received += chunk
+    except TimeoutError:
+        return NOT_KAFKA
+    if len(received) < 8:
+        return NOT_KAFKA
+    size, correlation = struct.unpack(">ii", received)
+    return None if correlation == CORRELATION and 0 < size < 1 << 20 else NOT_KAFKA
+
+
+def unreachable(addresses: Sequence[Address], timeout: float, *, kafka: bool = False) -> str | None:
     """None when any of ``addresses`` answers within ``timeout`` seconds, else why none did.
 
     The attempts run side by side, each in a daemon thread, so that a host name that takes
-    long to resolve cannot hold the command (or its exit) beyond the timeout."""
+    long to resolve cannot hold the command (or its exit) beyond the timeout. With ``kafka``,
+    an address must also answer a Kafka request (only over plaintext: TLS needs the client)."""
     if not addresses:
         return "no address given"
     reasons: dict[Address, str | None] = {}
@@ -61,7 +94,7 @@ def unreachable(addresses: Sequence[Address], timeout: float) -> str | None:
     lock = threading.Lock()
 
     def attempt(address: Address) -> None:
-        reason = _attempt(address, timeout)
+        reason = _attempt(address, timeout, kafka=kafka)
         with lock:
             reasons[address] = reason
             if reason is None or len(reasons) == len(addresses):
@@ -81,7 +114,9 @@ def unreachable(addresses: Sequence[Address], timeout: float) -> str | None:
 
 def kafka(settings: Settings) -> None:
     """Go on when a bootstrap server answers; else :class:`CommandFailed` saying what to do."""
-    reason = unreachable(bootstrap_addresses(settings.bootstrap), settings.connect_timeout)
+    plaintext = settings.kafka_security_protocol in ("PLAINTEXT", "SASL_PLAINTEXT")
+    addresses = bootstrap_addresses(settings.bootstrap)
+    reason = unreachable(addresses, settings.connect_timeout, kafka=plaintext)
     if reason is None:
         return
     cause = f"cannot reach Kafka at {settings.bootstrap}: {reason}"

@@ -73,7 +73,7 @@ class Settings(BaseSettings):
         description="Tracebacks and the Kafka and ClickHouse clients' own log lines (--debug).",
     )
     connect_timeout: float = Field(
-        default=3.0,
+        default=2.0,
         gt=0,
         description="Seconds to wait for Kafka or a ClickHouse server to answer before a command"
         " says that it cannot reach them.",

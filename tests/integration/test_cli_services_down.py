@@ -17,6 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from samt124.settings import parse_clickhouse_url
+from tests.integration.conftest import Services
+
 REPO = Path(__file__).resolve().parents[2]
 LIMIT = 5.0  # seconds, start-up included
 NOWHERE_KAFKA = "127.0.0.1:1"
@@ -127,3 +130,13 @@ def test_debug_keeps_the_traceback(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "Traceback" in result.stderr
     assert "cannot reach ClickHouse at 127.0.0.1:2" in result.stderr
+
+
+def test_the_probe_knows_a_broker_from_another_server(services: Services) -> None:
+    from samt124 import reach
+
+    broker = reach.bootstrap_addresses(services.base.bootstrap)
+    assert reach.unreachable(broker, 2.0, kafka=True) is None
+    clickhouse = parse_clickhouse_url(services.clickhouse_server)
+    other = [(clickhouse.host, clickhouse.port)]
+    assert reach.unreachable(other, 1.0, kafka=True) == reach.NOT_KAFKA

@@ -51,3 +51,39 @@ def test_the_failure_names_the_address_and_the_setting_to_change() -> None:
     assert failed.value.cause.startswith("cannot reach ClickHouse at 127.0.0.1:2")
     assert "SAMT124_CLICKHOUSE_URL" in failed.value.remedy
     reach.clickhouse(Settings())  # the embedded engine needs no server
+
+
+def _serve_once(answer: bytes | None) -> tuple[socket.socket, int]:
+    """A server that reads the request and sends ``answer`` (None: says nothing)."""
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        connection, _ = server.accept()
+        with connection:
+            connection.recv(1024)
+            if answer is not None:
+                connection.sendall(answer)
+            time.sleep(2)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server, server.getsockname()[1]
+
+
+def test_a_port_that_does_not_speak_kafka_is_not_a_broker() -> None:
+    for answer in (None, b"HTTP/1.1 400 Bad Request\r\n\r\n"):
+        server, port = _serve_once(answer)
+        with server:
+            started = time.monotonic()
+            assert reach.unreachable([("127.0.0.1", port)], 0.5, kafka=True) == reach.NOT_KAFKA
+            assert time.monotonic() - started < 1.2
+
+
+def test_a_broker_answers_with_the_correlation_id() -> None:
+    import struct
+
+    # the start of an ApiVersions response: its size, then the correlation id of the request
+    server, port = _serve_once(struct.pack(">ii", 6, reach.CORRELATION) + b"\x00\x00\x00\x00")
+    with server:
+        assert reach.unreachable([("127.0.0.1", port)], 1.0, kafka=True) is None
