@@ -159,7 +159,7 @@ class Settings(BaseSettings):
 
     @property
     def uses_local_kafka(self) -> bool:
-        return self.kafka_bootstrap is None
+        return not self.kafka_bootstrap  # unset, or set to nothing
 
     def kafka_client_options(self) -> dict[str, Any]:
         """Security options in kafka-python's vocabulary."""
