@@ -104,7 +104,13 @@ def _registrations() -> list[Callable[[Any], None]]:
 
 def _say(prog: str, *lines: str) -> None:
     for number, line in enumerate(lines):
-        print(f"  {line}" if number else f"{prog}: {line}", file=sys.stderr)
+        shown = _printable(line)
+        print(f"  {shown}" if number else f"{prog}: {shown}", file=sys.stderr)
+
+
+def _printable(text: str) -> str:
+    """One line whatever was typed: a line break or control character in a value is escaped."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

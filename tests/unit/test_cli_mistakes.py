@@ -277,3 +277,52 @@ def test_a_worker_whose_identity_is_taken_says_what_to_do(
     assert cause.startswith("samt124 worker: another worker with the id 'w-1' already runs")
     assert remedy.strip().startswith("stop it first")
     assert "SAMT124_WORKER_ID" in remedy
+
+
+# ---------------------------------------------------------------- any argv at all
+
+SAFE = {  # commands and their options; none of them starts a process or writes a file here
+    "publish": ["good.jsonl", "--reject-file"],
+    "simulate": ["--count", "--seed", "--rate", "--start", "--recent", "--requests-per-day"],
+    "report": ["volume", "sla", "--format", "--calendar", "--province", "--since", "--by"],
+    "sql": ["SELECT 1", "--format", "--write"],
+    "lag": ["--group", "--json", "--window", "--serve", "--record", "--watch"],
+    "verify": ["--since", "--until", "--json"],
+    "sink": ["--max-batch", "--max-wait", "--until-idle"],
+    "init": [],
+    "rules": ["check", "--kind"],
+}
+TOKENS = st.one_of(
+    st.text(max_size=12),
+    st.integers(-(10**6), 10**6).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(str),
+    st.sampled_from(["IR-30", "IR-99", "1404-02-31", "2026-02-29", "jalali", "table", "-", "--"]),
+)
+
+
+@st.composite
+def any_argv(draw: st.DrawFn) -> list[str]:
+    command = draw(st.sampled_from(sorted(SAFE)))
+    vocabulary = st.sampled_from(SAFE[command]) if SAFE[command] else TOKENS
+    return [command, *draw(st.lists(st.one_of(vocabulary, TOKENS), max_size=6))]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(argv=any_argv())
+def test_any_argv_ends_in_a_clear_line_and_a_known_exit_status(argv: list[str]) -> None:
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = cli.main(argv)
+    said = err.getvalue()
+    assert "Traceback" not in said, said
+    assert "unexpected" not in said, said
+    assert status in (0, 1, 2), said
+    lines = said.strip().splitlines()
+    if status == 2:
+        assert len(lines) == 1, said
+    if status == 1 and argv[0] not in ("publish", "rules"):  # their problems: one a line
+        cause, _ = lines
+        assert "cannot reach" in cause, said
