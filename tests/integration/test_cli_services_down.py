@@ -3,7 +3,8 @@
 Each command runs as a new process, as a person would run it, with the services at addresses
 where nothing listens (or, for the timeout, where nothing answers at all). The answer must be
 two lines (what it could not reach, at which address; what to do), with none of the clients'
-own retry warnings and no traceback.
+own retry warnings and no traceback. The worker's refusal of topics with another partition count
+follows the rule of usage mistakes: one line, exit 2.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from samt124.settings import parse_clickhouse_url
+from samt124.settings import Settings, parse_clickhouse_url
 from tests.integration.conftest import Services
 
 REPO = Path(__file__).resolve().parents[2]
@@ -140,3 +141,26 @@ def test_the_probe_knows_a_broker_from_another_server(services: Services) -> Non
     clickhouse = parse_clickhouse_url(services.clickhouse_server)
     other = [(clickhouse.host, clickhouse.port)]
     assert reach.unreachable(other, 1.0, kafka=True) == reach.NOT_KAFKA
+
+
+def test_a_worker_on_topics_of_another_partition_count_is_a_usage_mistake(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from samt124.kafka.admin import ensure_topics
+    from tests.integration.pipeline import env_for
+
+    ensure_topics(settings.model_copy(update={"partitions": 2}))
+    result = subprocess.run(
+        [sys.executable, "-m", "samt124.cli", "worker"],
+        env=env_for(settings),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    namespace = settings.topic_namespace
+    assert line.startswith(f"samt124 worker: {namespace}.intake has 2, {namespace}.sla has 2")
+    assert "SAMT124_PARTITIONS is 4: set SAMT124_PARTITIONS" in line
