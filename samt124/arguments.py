@@ -16,7 +16,6 @@ from datetime import date, datetime
 from pathlib import Path
 
 from samt124.domain import codes
-from samt124.domain.catalogue import CATALOGUE, GROUPS
 from samt124.domain.provinces import PROVINCES
 from samt124.domain.tehran_time import TEHRAN, gregorian, start_of_day
 
@@ -116,20 +115,6 @@ def province(text: str) -> str:
         return text
     names = {p.name_en: code for code, p in PROVINCES.items()}
     raise Problem(codes.unknown("province", text, PROVINCES, names))
-
-
-def category(text: str) -> str:
-    """A category code of the catalogue (``MKT-HOARDING``)."""
-    if text in CATALOGUE:
-        return text
-    raise Problem(codes.unknown("category", text, CATALOGUE))
-
-
-def group(text: str) -> str:
-    """A group code of the catalogue (``industrial_units``)."""
-    if text in GROUPS:
-        return text
-    raise Problem(codes.unknown("group", text, GROUPS))
 
 
 def instant(text: str) -> datetime:
