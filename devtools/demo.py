@@ -38,6 +38,7 @@ from types import FrameType
 from typing import Any
 
 from consumers.analytics import html_report
+from samt124 import arguments, reach
 from samt124.settings import Settings, child_environment
 
 DEFAULT_MINUTES = 3.0
@@ -73,17 +74,21 @@ def register(commands: Any) -> None:
     )
     demo.add_argument(
         "--minutes",
-        type=float,
+        type=arguments.positive,
         default=DEFAULT_MINUTES,
         help=f"how long to publish traffic (default {DEFAULT_MINUTES:g})",
     )
     demo.add_argument(
         "--rate",
-        type=float,
+        type=arguments.positive,
         help=f"events per second (default {DEFAULT_RATE:g}, or --count spread over --minutes)",
     )
-    demo.add_argument("--count", type=int, help="events to publish (default rate × minutes)")
-    demo.add_argument("--seed", type=int, help="simulator seed (default: from the clock)")
+    demo.add_argument(
+        "--count", type=arguments.count, help="events to publish (default rate × minutes)"
+    )
+    demo.add_argument(
+        "--seed", type=arguments.natural, help="simulator seed (default: from the clock)"
+    )
     demo.add_argument(
         "--output",
         type=Path,
@@ -120,6 +125,9 @@ class Plan:
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     plan = Plan.of(args)
+    if not settings.uses_local_kafka:  # the local broker the demo starts itself
+        reach.kafka(settings)
+    reach.clickhouse(settings)
     logging.getLogger("kafka").setLevel(logging.ERROR)  # the lag reader's decoding notices
     demo = Demo(settings, keep_running=args.keep_running)
     previous = signal.signal(signal.SIGTERM, _raise_stopped)

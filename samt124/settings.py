@@ -68,6 +68,17 @@ class Settings(BaseSettings):
         description="Downloaded artifacts (the Kafka broker's jars), shared by every home.",
     )
 
+    debug: bool = Field(
+        default=False,
+        description="Tracebacks and the Kafka and ClickHouse clients' own log lines (--debug).",
+    )
+    connect_timeout: float = Field(
+        default=2.0,
+        gt=0,
+        description="Seconds to wait for Kafka or a ClickHouse server to answer before a command"
+        " says that it cannot reach them.",
+    )
+
     # Kafka
     kafka_bootstrap: str | None = Field(
         default=None, description="Bootstrap servers; unset means the local broker."
@@ -148,7 +159,7 @@ class Settings(BaseSettings):
 
     @property
     def uses_local_kafka(self) -> bool:
-        return self.kafka_bootstrap is None
+        return not self.kafka_bootstrap  # unset, or set to nothing
 
     def kafka_client_options(self) -> dict[str, Any]:
         """Security options in kafka-python's vocabulary."""

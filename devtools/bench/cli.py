@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from devtools.bench.results import Section
+from samt124 import arguments
 from samt124.settings import Settings
 
 MEASUREMENTS = (
@@ -99,7 +100,9 @@ def register(commands: Any) -> None:
         "--work", type=Path, help="directory for the private services and logs (default: a tmp)"
     )
     bench.add_argument("--keep", action="store_true", help="keep the work directory")
-    bench.add_argument("--partitions", type=int, default=4, help="partitions per topic (4)")
+    bench.add_argument(
+        "--partitions", type=arguments.count, default=4, help="partitions per topic (4)"
+    )
     bench.set_defaults(handler=cmd_bench)
 
 

@@ -7,13 +7,14 @@ import csv
 import io
 import json
 import logging
-import sys
 from collections.abc import Sequence
 from typing import Any
 
 from consumers.analytics import reports
 from consumers.clickhouse.engine import EngineError, opened
 from consumers.clickhouse.migrations import migrate
+from samt124 import arguments, reach
+from samt124.errors import CommandError, CommandFailed
 from samt124.settings import Settings
 
 FORMATS = ("table", "csv", "json")
@@ -41,6 +42,8 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> s
 def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
     from samt124.kafka.admin import ensure_topics
 
+    reach.kafka(settings)
+    reach.clickhouse(settings)
     created = ensure_topics(settings)
     print(f"kafka topics: {len(created)} created at {settings.bootstrap}")
     with opened(settings.clickhouse) as engine:
@@ -56,6 +59,8 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
     from samt124.kafka.admin import ensure_topics
 
     logging.getLogger("consumers").setLevel(logging.INFO)
+    reach.kafka(settings)
+    reach.clickhouse(settings)
     ensure_topics(settings)  # the sink may start before the worker or `init` made them
     sink = Sink(settings, max_batch=args.max_batch, max_wait=args.max_wait)
     sink.install_signal_handlers()
@@ -68,13 +73,18 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        since = arguments.day(args.since, args.calendar) if args.since else None
+    except argparse.ArgumentTypeError as problem:
+        raise CommandError(f"argument --since: {problem}") from None
     params = reports.ReportParams(
         calendar=args.calendar,
         provinces=tuple(args.province or ()),
-        since=reports.parse_since(args.since, args.calendar) if args.since else None,
+        since=since,
         by=args.by,
         with_gregorian=args.with_gregorian,
     )
+    reach.clickhouse(settings)
     with opened(settings.clickhouse, readonly=True) as engine:
         columns, rows = reports.run(engine, args.name, params)
     print(render(columns, rows, args.format))
@@ -84,19 +94,32 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
+    reach.clickhouse(settings)
     with opened(settings.clickhouse, readonly=not args.write) as engine:
         columns, rows = engine.query(args.query)
     print(render(columns, rows, args.format))
     return 0
 
 
+MISSING_SCHEMA = ("UNKNOWN_DATABASE", "UNKNOWN_TABLE")
+
+
 def _guarded(handler: Any) -> Any:
+    """ClickHouse's refusals as a runtime failure: its one-line error, and what to do."""
+
     def run(args: argparse.Namespace, settings: Settings) -> int:
         try:
             return int(handler(args, settings))
         except EngineError as error:
-            print(f"samt124: ClickHouse: {error}", file=sys.stderr)
-            return 1
+            target = settings.clickhouse.describe()
+            if any(marker in str(error) for marker in MISSING_SCHEMA):
+                remedy = f"create the schema in {target} with `samt124 init` (once)"
+            else:
+                remedy = (
+                    f"check SAMT124_CLICKHOUSE_URL ({target}) and the statement;"
+                    " --debug shows the traceback"
+                )
+            raise CommandFailed(f"ClickHouse: {error}", remedy) from error
 
     return run
 
@@ -107,11 +130,15 @@ def register(commands: Any) -> None:
     init.set_defaults(handler=_guarded(cmd_init))
 
     sink = commands.add_parser("sink", help="load provincial and SLA topics into ClickHouse")
-    sink.add_argument("--max-batch", type=int, default=20_000, help="rows per insert (20000)")
-    sink.add_argument("--max-wait", type=float, default=1.0, help="seconds per batch at most (1)")
+    sink.add_argument(
+        "--max-batch", type=arguments.count, default=20_000, help="rows per insert (20000)"
+    )
+    sink.add_argument(
+        "--max-wait", type=arguments.seconds, default=1.0, help="seconds per batch at most (1)"
+    )
     sink.add_argument(
         "--until-idle",
-        type=float,
+        type=arguments.seconds,
         metavar="SECONDS",
         help="exit once nothing arrived for this long (default: run until stopped)",
     )
@@ -126,7 +153,12 @@ def register(commands: Any) -> None:
         default="jalali",
         help="calendar of month, week and date labels, and of --since (jalali); Tehran time",
     )
-    report.add_argument("--province", action="append", help="ISO code, e.g. IR-30 (repeatable)")
+    report.add_argument(
+        "--province",
+        action="append",
+        type=arguments.province,
+        help="ISO code, e.g. IR-30 (repeatable)",
+    )
     report.add_argument("--since", help="YYYY-MM-DD in the chosen calendar (Tehran days)")
     report.add_argument(
         "--by",

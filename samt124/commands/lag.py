@@ -20,6 +20,7 @@ from typing import Any
 
 from consumers.lag import formats
 from consumers.lag.reader import GroupReport, LagReader, Monitor
+from samt124 import arguments, reach
 from samt124.kafka import trouble as kafka_trouble
 from samt124.settings import Settings
 
@@ -39,11 +40,14 @@ def register(commands: Any) -> None:
     parser.add_argument("--group", help="this group only (default: every <namespace>-* group)")
     parser.add_argument("--json", action="store_true", help="JSON instead of the table")
     parser.add_argument(
-        "--watch", type=_seconds, metavar="SECONDS", help="sample every SECONDS until interrupted"
+        "--watch",
+        type=arguments.seconds,
+        metavar="SECONDS",
+        help="sample every SECONDS until interrupted",
     )
     parser.add_argument(
         "--window",
-        type=_seconds,
+        type=arguments.seconds,
         default=DEFAULT_WINDOW,
         metavar="SECONDS",
         help=f"judge each partition over this many seconds (default {DEFAULT_WINDOW:g})",
@@ -64,19 +68,12 @@ def register(commands: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def _seconds(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be more than zero seconds")
-    return value
-
-
 def _address(text: str) -> tuple[str, int]:
     """``HOST:PORT`` (``0.0.0.0:9308``, ``[::1]:9308``) -> (host, port)."""
     host, separator, port = text.rpartition(":")
     if not separator or not port.isdigit():
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return host.strip("[]") or "0.0.0.0", int(port)
+    return host.strip("[]") or "0.0.0.0", arguments.port(port)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -85,6 +82,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     # Faust's members carry their own assignor metadata, which kafka-python cannot parse and
     # warns about on every read; the consumer id, host and client id are read all the same
     logging.getLogger("kafka.admin").setLevel(logging.ERROR)
+    reach.kafka(settings)
+    if args.record:
+        reach.clickhouse(settings)
     try:
         with LagReader(settings) as reader:
             monitor = Monitor(

@@ -11,7 +11,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from samt124 import arguments, reach
 from samt124.domain.events import Event
+from samt124.errors import CommandError
 from samt124.settings import Settings
 
 DEFAULT_START = "2025-05-25T07:00:00+03:30"  # 4 Khordad 1404: a week before the Alborz MoU
@@ -22,24 +24,34 @@ def register(commands: Any) -> None:
     publish = commands.add_parser(
         "publish", help="publish a JSON Lines or CSV file of events to the intake topic"
     )
-    publish.add_argument("file", type=Path, help=".jsonl (any event) or .csv (secretariat letters)")
+    publish.add_argument(
+        "file",
+        type=arguments.readable_file,
+        help=".jsonl (any event) or .csv (secretariat letters)",
+    )
     publish.add_argument(
         "--reject-file",
-        type=Path,
+        type=arguments.writable_file,
         help="send the valid lines and write the invalid ones here (default: send nothing "
         "when any line is invalid)",
     )
     publish.set_defaults(handler=cmd_publish)
 
     simulate = commands.add_parser("simulate", help="publish realistic national 124 traffic")
-    simulate.add_argument("--count", type=int, default=10_000, help="events to publish")
-    simulate.add_argument("--seed", type=int, default=124, help="same seed, same events")
+    simulate.add_argument("--count", type=arguments.count, default=10_000, help="events to publish")
     simulate.add_argument(
-        "--rate", type=float, default=0.0, help="events per second (0: as fast as possible)"
+        "--seed", type=arguments.natural, default=124, help="same seed, same events"
+    )
+    simulate.add_argument(
+        "--rate",
+        type=arguments.rate,
+        default=0.0,
+        help="events per second (0: as fast as possible)",
     )
     simulate.add_argument(
         "--start",
-        default=DEFAULT_START,
+        type=arguments.instant,
+        default=arguments.instant(DEFAULT_START),
         help=f"simulated time of the first event, ISO-8601 with offset (default {DEFAULT_START})",
     )
     simulate.add_argument(
@@ -49,10 +61,15 @@ def register(commands: Any) -> None:
         "--count events have happened by now",
     )
     simulate.add_argument(
-        "--requests-per-day", type=float, default=2_000.0, help="mean national intake"
+        "--requests-per-day",
+        type=arguments.positive,
+        default=2_000.0,
+        help="mean national intake",
     )
     simulate.add_argument(
-        "--output", type=Path, help="write JSON Lines here instead of publishing to Kafka"
+        "--output",
+        type=arguments.writable_file,
+        help="write JSON Lines here instead of publishing to Kafka",
     )
     simulate.add_argument("--quiet", action="store_true", help="no progress lines")
     simulate.set_defaults(handler=cmd_simulate)
@@ -62,7 +79,11 @@ def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
     from producers.files import read
     from producers.publisher import Publisher
 
-    lines = read(args.file, now=datetime.now(UTC))
+    try:
+        lines = read(args.file, now=datetime.now(UTC))
+    except (OSError, UnicodeDecodeError) as unreadable:
+        problem = f"argument file: cannot read {args.file}: {_why(unreadable)}"
+        raise CommandError(problem) from unreadable
     bad = [line for line in lines if not line.ok]
     for line in bad:
         for error in line.errors:
@@ -77,6 +98,7 @@ def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
     if bad:
         _write_rejects(args.file, args.reject_file, {line.number for line in bad})
     good = [line.event for line in lines if line.ok and line.event is not None]
+    reach.kafka(settings)
     with Publisher(settings, check=False) as publisher:
         sent = publisher.publish_many(good)
     print(
@@ -84,6 +106,12 @@ def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
         + (f"; {len(bad)} rejected into {args.reject_file}" if bad else "")
     )
     return 0
+
+
+def _why(error: Exception) -> str:
+    if isinstance(error, UnicodeDecodeError):
+        return f"not UTF-8 text (byte {error.start})"
+    return str(getattr(error, "strerror", None) or error)
 
 
 def _write_rejects(source: Path, target: Path, numbers: set[int]) -> None:
@@ -99,7 +127,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from producers.simulator import simulate
     from samt124.domain.routing import referral_bodies
 
-    start = datetime.fromisoformat(args.start)
+    start: datetime = args.start
     if args.recent:
         from producers.recent import start_ending_by
 
@@ -122,6 +150,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     from producers.publisher import Publisher
 
+    reach.kafka(settings)
     started = time.monotonic()
     sent = 0
     with Publisher(settings) as publisher:

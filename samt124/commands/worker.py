@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from datetime import datetime
 from typing import Any
 
+from samt124 import arguments, reach
+from samt124.errors import CommandError, CommandFailed
 from samt124.settings import Settings
 
 
@@ -14,7 +15,9 @@ def register(commands: Any) -> None:
         "worker", help="route intake to the provinces and keep the SLA clocks (Faust)"
     )
     worker.add_argument(
-        "--web-port", type=int, help="serve Faust's web views (health, /performance/) here"
+        "--web-port",
+        type=arguments.port,
+        help="serve Faust's web views (health, /performance/) here",
     )
     worker.add_argument("--loglevel", default="warning", help="Faust log level")
     worker.add_argument(
@@ -36,9 +39,11 @@ def register(commands: Any) -> None:
         " topic or the dead-letter topic (exit 1 when any is missing)",
     )
     verify.add_argument(
-        "--since", type=_instant, help="intake messages from this time (ISO 8601; Tehran if naive)"
+        "--since",
+        type=arguments.instant,
+        help="intake messages from this time (ISO 8601; Tehran if naive)",
     )
-    verify.add_argument("--until", type=_instant, help="intake messages before this time")
+    verify.add_argument("--until", type=arguments.instant, help="intake messages before this time")
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
     verify.set_defaults(handler=cmd_verify)
 
@@ -57,13 +62,13 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     try:
         HomeLock.acquire(settings.home, instance_id(settings))
     except IdentityTaken as taken:
-        print(f"samt124 worker: {taken}", file=sys.stderr)
-        return 1
+        cause, _, remedy = str(taken).partition("; ")
+        raise CommandFailed(cause, remedy) from None
+    reach.kafka(settings)
     ensure_topics(settings)
     mismatch = partitions_mismatch(settings)
     if mismatch:
-        print(f"samt124 worker: {mismatch}", file=sys.stderr)
-        return 2
+        raise CommandError(mismatch)
     settings.home.mkdir(parents=True, exist_ok=True)
     worker = Worker(settings, web_port=args.web_port)
     runner = faust.Worker(worker.app, loglevel=args.loglevel, quiet=True)
@@ -77,24 +82,15 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _instant(text: str) -> datetime:
-    from samt124.domain.tehran_time import TEHRAN
-
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an ISO 8601 time, e.g. 2026-11-29T08:00 or 2026-11-29T04:30Z"
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=TEHRAN)
-
-
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     import json
 
     from streams.app import group_id
     from streams.verify import verify
 
+    if args.since and args.until and args.until <= args.since:
+        raise CommandError(f"argument --until: {args.until} is not after --since {args.since}")
+    reach.kafka(settings)
     report = verify(settings, group=group_id(settings), since=args.since, until=args.until)
     if args.json:
         print(json.dumps(report.to_json(), indent=2))

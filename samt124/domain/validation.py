@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
+from samt124.domain import codes
 from samt124.domain.catalogue import CATALOGUE
 from samt124.domain.events import EVENT_TYPES, Event, OfficeClosureAnnounced, Requester
 from samt124.domain.provinces import PROVINCES
@@ -159,7 +160,7 @@ def _check_text(name: str, value: str) -> str | None:
     if name in PROVINCE_FIELDS and value not in PROVINCES:
         return f"unknown province {value[:40]!r}, expected an ISO 3166-2:IR code IR-00..IR-30"
     if name == "category" and value not in CATALOGUE:
-        return f"unknown category {value[:40]!r}"
+        return codes.unknown("category", value, CATALOGUE)
     if name == "national_id" and not NATIONAL_ID.fullmatch(value):
         return "must be 10 digits (national code) or 11 digits (national id of a unit)"
     if name == "phone" and not PHONE.fullmatch(value):

@@ -29,6 +29,12 @@ HINTS = (
 CLOSED_AFTER_LOGIN = f"the broker closed the connection after the login: {SASL_SETTINGS}"
 
 
+def _telling(text: str) -> bool:
+    """The text names a cause a hint explains (a certificate, a login)."""
+    upper = text.upper()
+    return any(word in upper for words, _ in HINTS for word in words)
+
+
 class _LastTrouble(logging.Handler):
     """Remembers the latest connection error a Kafka client logged, and whether it logged in."""
 
@@ -41,15 +47,25 @@ class _LastTrouble(logging.Handler):
         text = record.getMessage()
         if ".sasl" in record.name:
             self.logged_in = True
-        elif "CONNECTION" in text.upper() and CAUSE.search(text):
-            self.last = text  # not the client's final "Unable to bootstrap": the cause before it
+            return
+        if not CAUSE.search(text):
+            return
+        telling = _telling(text)
+        if not telling and "CONNECTION" not in text.upper():
+            return
+        # not the client's final "Unable to bootstrap": the cause before it; and a refused
+        # login or certificate is not replaced by the time-outs of the retries after it
+        if telling or self.last is None or not _telling(self.last):
+            self.last = text
 
 
 _trouble = _LastTrouble()
 
 
 def watch() -> None:
-    """Start remembering connection trouble (once per process)."""
+    """Start remembering connection trouble afresh (each command run in this process)."""
+    _trouble.last = None
+    _trouble.logged_in = False
     logger = logging.getLogger("kafka")
     if _trouble not in logger.handlers:
         logger.addHandler(_trouble)
@@ -80,3 +96,11 @@ def without_tracebacks(record: logging.LogRecord) -> bool:
         record.exc_info = None
         record.exc_text = None
     return True
+
+
+def without_client_chatter(record: logging.LogRecord) -> bool:
+    """A logging filter: none of the Kafka or ClickHouse clients' own lines (their retries and
+    reconnections) on the screen; the error that ends a command says what failed, and
+    ``--debug`` shows them. The explanation above still hears them (it listens on the client's
+    logger, before this filter on the screen's handler)."""
+    return record.name.split(".", 1)[0] not in CLIENT_LOGGERS

@@ -122,8 +122,8 @@ def test_a_tls_mistake_is_refused_with_the_cause_and_what_to_change(
     url = f"{scheme}://default:@localhost:{getattr(server, port)}/samt124"
     result = samt124(server, url, "sql", "SELECT 1")
     assert result.returncode == 1
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("samt124: ClickHouse: Code: 210.")
-    assert cause in last, result.stderr
-    assert hint in last, result.stderr
+    first = result.stderr.strip().splitlines()[0]
+    assert first.startswith("samt124 sql: ClickHouse: Code: 210.")
+    assert cause in first, result.stderr
+    assert hint in first, result.stderr
     assert "Traceback" not in result.stderr

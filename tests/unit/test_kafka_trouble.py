@@ -76,3 +76,18 @@ def test_a_clickhouse_client_s_connection_warning_loses_its_traceback_too() -> N
     assert kafka_trouble.without_tracebacks(record)
     assert record.exc_info is None
     assert record.getMessage() == "Failed to connect to localhost:9440"
+
+
+def test_a_refused_login_is_not_replaced_by_the_time_outs_of_the_retries() -> None:
+    kafka_trouble.watch()
+    logging.getLogger("kafka.net.manager").error(
+        "Bootstrap attempt to bootstrap-0 failed: SaslAuthenticationFailedError: Authentication"
+        " failed: Invalid username or password (backoff 0.10 secs)"
+    )
+    logging.getLogger("kafka.net.manager").warning(
+        "Bootstrap connection to bootstrap-0 failed: KafkaTimeoutError: Request timed out after"
+        " 188 ms (backoff 0.20 secs)"
+    )
+    said = kafka_trouble.explain(KafkaTimeoutError("Unable to bootstrap"))
+    assert "Authentication failed: Invalid username or password" in said
+    assert "the broker refused the login" in said

@@ -82,3 +82,12 @@ def test_a_server_error_is_one_line_with_a_hint_for_tls_mistakes() -> None:
         "(if that is the server's TLS port, the URL starts with clickhouses://)"
     )
     assert server_trouble(reset, secure=True) == reset
+
+
+def test_an_empty_bootstrap_means_the_local_broker() -> None:
+    from samt124.settings import Settings
+
+    local = Settings(kafka_bootstrap="", local_kafka_port=19092)
+    assert local.uses_local_kafka
+    assert local.bootstrap == "127.0.0.1:19092"
+    assert not Settings(kafka_bootstrap="kafka:9092").uses_local_kafka

@@ -110,3 +110,13 @@ def test_validation_failed_lists_every_error_readably() -> None:
         "invalid event: province: unknown province 'Alborz', expected an ISO 3166-2:IR code "
         "IR-00..IR-30; subject: must not be empty"
     )
+
+
+def test_an_unknown_category_gets_the_closest_code() -> None:
+    from samt124.domain import codes
+    from samt124.domain.catalogue import CATALOGUE
+
+    assert codes.unknown("category", "MKT-OVERCHARG", CATALOGUE) == (
+        "unknown category 'MKT-OVERCHARG' (did you mean MKT-OVERCHARGE?)"
+    )
+    assert codes.unknown("category", "???", CATALOGUE).startswith("unknown category '???' (known:")
