@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import logging
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,7 +61,13 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
 
     logging.getLogger("consumers").setLevel(logging.INFO)
     reach.kafka(settings)
-    reach.clickhouse(settings)
+    try:
+        reach.clickhouse(settings)
+    except CommandFailed as away:  # the sink rides out ClickHouse outages: it says so and waits
+        print(
+            f"samt124 sink: {away.cause}; waiting for it (retrying with back-off)\n  {away.remedy}",
+            file=sys.stderr,
+        )
     ensure_topics(settings)  # the sink may start before the worker or `init` made them
     sink = Sink(settings, max_batch=args.max_batch, max_wait=args.max_wait)
     sink.install_signal_handlers()
