@@ -31,8 +31,8 @@ from typing import Any
 from samt124.contract import wire
 from samt124.kafka.topics import Topics
 from samt124.settings import Settings
+from streams.pipeline import MOVED_FROM
 
-MOVED_FROM = "moved-from"
 STALL_SECONDS = 60.0
 Place = tuple[int, int]  # (partition, offset) in the intake topic
 
