@@ -20,24 +20,13 @@ import pytest
 
 from samt124.settings import Settings, parse_clickhouse_url
 from tests.integration.conftest import Services
+from tests.samples import submitted_line
 
 REPO = Path(__file__).resolve().parents[2]
 LIMIT = 5.0  # seconds, start-up included
 NOWHERE_KAFKA = "127.0.0.1:1"
 NOWHERE_CLICKHOUSE = "clickhouse://default:@127.0.0.1:2/x"
-EVENT = {
-    "type": "RequestSubmitted",
-    "request_id": "req-down-1",
-    "occurred_at": "2025-06-30T10:15:00+03:30",
-    "source": "portal",
-    "channel": "WEB_PORTAL",
-    "requester": {"national_id": "10101010101", "name": "شرکت نمونه"},
-    "category": "MKT-OVERCHARGE",
-    "province": "IR-30",
-    "subject": "گرانفروشی",
-    "body": "قیمت بیش از نرخ مصوب",
-    "priority": "NORMAL",
-}
+EVENT = submitted_line("req-down-1")
 
 
 def samt124(

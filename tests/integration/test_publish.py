@@ -18,20 +18,9 @@ from samt124.kafka.topics import Topics
 from samt124.settings import Settings
 from schemas import SCHEMA_DIR
 from tests.integration.pipeline import env_for, submission
+from tests.samples import submitted_line
 
-GOOD: dict[str, object] = {
-    "type": "RequestSubmitted",
-    "request_id": "req-file-1",
-    "occurred_at": "2025-06-30T10:15:00+03:30",
-    "source": "portal",
-    "channel": "WEB_PORTAL",
-    "requester": {"national_id": "10101010101", "name": "شرکت نمونه"},
-    "category": "MKT-OVERCHARGE",
-    "province": "IR-30",
-    "subject": "گرانفروشی",
-    "body": "قیمت بیش از نرخ مصوب",
-    "priority": "NORMAL",
-}
+GOOD = submitted_line("req-file-1")
 
 
 def publish(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:

@@ -18,22 +18,11 @@ from hypothesis import strategies as st
 
 from samt124 import cli
 from samt124.domain.provinces import PROVINCES
+from tests.samples import submitted_line
 
 NOWHERE_KAFKA = "127.0.0.1:1"
 NOWHERE_CLICKHOUSE = "clickhouse://default:@127.0.0.1:2/x"
-EVENT = {
-    "type": "RequestSubmitted",
-    "request_id": "req-cli-1",
-    "occurred_at": "2025-06-30T10:15:00+03:30",
-    "source": "portal",
-    "channel": "WEB_PORTAL",
-    "requester": {"national_id": "10101010101", "name": "شرکت نمونه"},
-    "category": "MKT-OVERCHARGE",
-    "province": "IR-30",
-    "subject": "گرانفروشی",
-    "body": "قیمت بیش از نرخ مصوب",
-    "priority": "NORMAL",
-}
+EVENT = submitted_line("req-cli-1")
 
 
 @pytest.fixture(autouse=True)

@@ -8,21 +8,10 @@ from pathlib import Path
 
 from producers.files import parse_csv, read, to_json_line
 from samt124.domain.events import LetterRegistered, RequestSubmitted
+from tests.samples import submitted_line
 
 NOW = datetime(2025, 7, 1, 12, 0, tzinfo=UTC)
-SUBMITTED = {
-    "type": "RequestSubmitted",
-    "request_id": "req-1",
-    "occurred_at": "2025-06-30T10:15:00+03:30",
-    "source": "portal",
-    "channel": "WEB_PORTAL",
-    "requester": {"national_id": "10101010101", "name": "شرکت نمونه"},
-    "category": "MKT-OVERCHARGE",
-    "province": "IR-30",
-    "subject": "گرانفروشی",
-    "body": "قیمت بیش از نرخ مصوب",
-    "priority": "NORMAL",
-}
+SUBMITTED = submitted_line("req-1")
 
 
 def write(tmp_path: Path, name: str, lines: list[str]) -> Path:
