@@ -9,6 +9,7 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from samt124.contract import wire
 from samt124.domain.calendar import always_open
@@ -164,24 +165,37 @@ def test_an_event_published_twice_is_routed_once(settings: Settings, worker: Pro
     assert ours == ["RequestReferred", "RequestSubmitted", "RequestAssigned"]
 
 
+def always_open_with(settings: Settings, tmp_path: Path, policies: dict[str, Any]) -> Settings:
+    """These settings with an always-open calendar and ``policies``, their topics created."""
+    calendars = tmp_path / "calendars.json"
+    calendars.write_text(json.dumps(ALWAYS_OPEN))
+    path = tmp_path / "policies.json"
+    path.write_text(json.dumps(policies))
+    settings = settings.model_copy(update={"calendars": calendars, "sla_policies": path})
+    ensure_topics(settings)
+    return settings
+
+
+def referred_after_warm_up(settings: Settings) -> RequestSubmitted:
+    """A submission referred by a started worker (a first one shows that it has started)."""
+    topics = Topics(settings.topic_namespace)
+    warm = submission(province="IR-01")
+    send(settings, warm)
+    wait_for(lambda: on_topic(settings, topics.province("IR-01")), 90, "the worker to start")
+    request = submission(province="IR-02")
+    send(settings, request)
+    wait_for(lambda: on_topic(settings, topics.province("IR-02")), 30, "the referral")
+    return request
+
+
 def test_breach_is_emitted_once_even_when_the_worker_is_killed_before_the_deadline(
     settings: Settings, tmp_path: Path
 ) -> None:
-    calendars = tmp_path / "calendars.json"
-    calendars.write_text(json.dumps(ALWAYS_OPEN))
-    policies = tmp_path / "policies.json"
-    policies.write_text(json.dumps(SHORT_POLICY))
-    settings = settings.model_copy(update={"calendars": calendars, "sla_policies": policies})
+    settings = always_open_with(settings, tmp_path, SHORT_POLICY)
     topics = Topics(settings.topic_namespace)
-    ensure_topics(settings)
     first = start(settings, "worker", log=tmp_path / "worker-1.log")
     try:
-        warm = submission(province="IR-01")
-        send(settings, warm)
-        wait_for(lambda: on_topic(settings, topics.province("IR-01")), 90, "the worker to start")
-        request = submission(province="IR-02")
-        send(settings, request)
-        wait_for(lambda: on_topic(settings, topics.province("IR-02")), 30, "the referral")
+        request = referred_after_warm_up(settings)
         time.sleep(3)  # let the worker commit its offsets and table
     finally:
         first.kill()
@@ -325,21 +339,11 @@ def test_a_transfer_to_another_ministry_starts_a_resolution_cycle_under_its_poli
     """The transfer rule end to end (README "Transfers"): SAMT's deadline passes after the
     request left for another ministry without a breach; the breach comes at the other
     ministry's deadline, counted from the transfer, in cycle 2 under its policy."""
-    calendars = tmp_path / "calendars.json"
-    calendars.write_text(json.dumps(ALWAYS_OPEN))
-    policies = tmp_path / "policies.json"
-    policies.write_text(json.dumps(TRANSFER_POLICIES))
-    settings = settings.model_copy(update={"calendars": calendars, "sla_policies": policies})
+    settings = always_open_with(settings, tmp_path, TRANSFER_POLICIES)
     topics = Topics(settings.topic_namespace)
-    ensure_topics(settings)
     worker = start(settings, "worker", log=tmp_path / "worker.log")
     try:
-        warm = submission(province="IR-01")
-        send(settings, warm)
-        wait_for(lambda: on_topic(settings, topics.province("IR-01")), 90, "the worker to start")
-        request = submission(province="IR-02")
-        send(settings, request)
-        wait_for(lambda: on_topic(settings, topics.province("IR-02")), 30, "the referral")
+        request = referred_after_warm_up(settings)
         moved_at = request.occurred_at + timedelta(seconds=TRANSFER_SECONDS)
         time.sleep(max(0.0, moved_at.timestamp() - time.time()))
         transfer = RequestTransferred(
