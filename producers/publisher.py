@@ -6,7 +6,7 @@ producer and ``acks=all``; every send is confirmed by the broker or raised — n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -78,9 +78,17 @@ class Publisher:
                 raise ValidationFailed(errors)
         return wire.key(event), wire.encode(event), wire.headers(event)
 
-    def publish(self, event: Event, timeout: float = 30.0) -> Confirmed:
-        """Send one event and wait for the broker's confirmation."""
+    def publish(
+        self,
+        event: Event,
+        timeout: float = 30.0,
+        *,
+        extra_headers: Sequence[tuple[str, bytes]] = (),
+    ) -> Confirmed:
+        """Send one event (with ``extra_headers`` after its own) and wait for the broker's
+        confirmation."""
         key, value, headers = self._payload(event)
+        headers = [*headers, *extra_headers]
         metadata = self._producer.send(self.topic, key=key, value=value, headers=headers).get(
             timeout=timeout
         )

@@ -31,6 +31,7 @@ from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from typing import Any, Literal
 
+from consumers.analytics import dead_letters
 from consumers.clickhouse.engine import Engine, quote
 from samt124.domain.calendar import Calendar, CalendarConfig, Closure, load_config
 from samt124.domain.lifecycle import in_remit
@@ -385,6 +386,7 @@ QUERIES: dict[str, Callable[[str, ReportParams], str]] = {
     "rereferral": rereferral_sql,
     "alborz": timings_sql,
     "heatmap": heatmap_sql,
+    "dead-letters": lambda db, params: dead_letters.by_reason_sql(db, params.since),
 }
 
 
@@ -739,6 +741,11 @@ def _plain(build: Callable[[str, ReportParams], str]) -> Callable[[Engine, Repor
     return report
 
 
+def dead_letters_by_reason(engine: Engine, params: ReportParams) -> Table:
+    """Dead letters by the kind of their reason (``since``: dead-lettered from then on)."""
+    return dead_letters.by_reason(engine, params.since, lambda t: instant_label(t, params))
+
+
 REPORTS: dict[str, Callable[[Engine, ReportParams], Table]] = {
     "backlog": backlog,
     "sla": sla,
@@ -747,6 +754,7 @@ REPORTS: dict[str, Callable[[Engine, ReportParams], Table]] = {
     "rereferral": _plain(rereferral_sql),
     "alborz": alborz,
     "heatmap": heatmap,
+    "dead-letters": dead_letters_by_reason,
 }
 
 

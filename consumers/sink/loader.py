@@ -1,5 +1,8 @@
 """The ClickHouse sink: provincial and SLA topics into ClickHouse, every event exactly once.
 
+The dead-letter topic goes to ``dead_letters`` beside them (:mod:`consumers.sink.dead_letters`),
+through the same batches, commits and retries.
+
 Delivery is at least once and the storage makes it exactly once for readers:
 
 * offsets are committed only after ClickHouse accepted the whole batch, so a crash loses
@@ -32,6 +35,7 @@ from typing import Any
 from kafka.errors import KafkaError
 
 from consumers.clickhouse.engine import Engine, EngineError, connect
+from consumers.sink.dead_letters import DEAD_LETTER_COLUMNS, dead_letter_row
 from consumers.sink.rows import (
     ERROR_COLUMNS,
     EVENT_COLUMNS,
@@ -61,6 +65,10 @@ class Message:
 
     position: Position
     value: bytes
+    # read for the dead-letter topic's rows only
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,7 @@ class Batch:
     errors: list[Row]
     next_offsets: dict[tuple[str, int], int]  # (topic, partition) -> offset after the last
     token: str
+    dead_letters: list[Row] = field(default_factory=list)
 
 
 @dataclass
@@ -82,6 +91,7 @@ class SinkStats:
     errors: int = 0
     batches: int = 0
     retries: int = 0
+    dead_letters: int = 0
     started: float = field(default_factory=time.monotonic)
 
 
@@ -92,7 +102,7 @@ def subscription(topics: Topics) -> list[str]:
     cluster at each metadata refresh, and on a cluster with thousands of topics kafka-python
     then rejoined the group after every refresh, without end.
     """
-    return [*topics.provinces(), topics.sla]
+    return [*topics.provinces(), topics.sla, topics.dlq]
 
 
 def batch_token(messages: Sequence[Message]) -> str:
@@ -113,11 +123,20 @@ def build_batch(
     events: list[Row] = []
     sla: list[Row] = []
     errors: list[Row] = []
+    dead: list[Row] = []
     next_offsets: dict[tuple[str, int], int] = {}
     for message in messages:
         position = message.position
         where = (position.topic, position.partition)
         next_offsets[where] = max(next_offsets.get(where, 0), position.offset + 1)
+        if position.topic == topics.dlq:
+            record_time = datetime.fromtimestamp(message.timestamp_ms / 1000, UTC)
+            dead.append(
+                dead_letter_row(
+                    position, message.key, message.value, message.headers, record_time, ingested_at
+                )
+            )
+            continue
         try:
             event = decode(message.value)
         except DecodeError as error:
@@ -138,7 +157,7 @@ def build_batch(
         events.append(event_row(event, position, topic_province, ingested_at, pii_key))
         if is_sla(event):
             sla.append(sla_row(event, ingested_at))  # type: ignore[arg-type]
-    return Batch(events, sla, errors, next_offsets, batch_token(messages))
+    return Batch(events, sla, errors, next_offsets, batch_token(messages), dead)
 
 
 def store(engine: Engine, batch: Batch) -> None:
@@ -146,6 +165,16 @@ def store(engine: Engine, batch: Batch) -> None:
     engine.insert("events", EVENT_COLUMNS, batch.events, f"events:{batch.token}")
     engine.insert("sla_events", SLA_COLUMNS, batch.sla, f"sla:{batch.token}")
     engine.insert("sink_errors", ERROR_COLUMNS, batch.errors, f"errors:{batch.token}")
+    engine.insert("dead_letters", DEAD_LETTER_COLUMNS, batch.dead_letters, f"dlq:{batch.token}")
+
+
+def _message(record: Any, topics: Topics) -> Message:
+    """A Kafka record as the sink keeps it: key, headers and time for dead letters only."""
+    position = Position(record.topic, record.partition, record.offset)
+    if record.topic != topics.dlq:
+        return Message(position, record.value)
+    headers = tuple((str(k), bytes(v or b"")) for k, v in (record.headers or ()))
+    return Message(position, record.value or b"", record.key, headers, int(record.timestamp))
 
 
 class _Stopped(Exception):
@@ -227,12 +256,7 @@ class Sink:
                     for record in records:
                         if not pending:
                             first_at = now
-                        pending.append(
-                            Message(
-                                Position(record.topic, record.partition, record.offset),
-                                record.value,
-                            )
-                        )
+                        pending.append(_message(record, self.topics))
                 if polled or not consumer.assignment():
                     last_message_at = now  # idle counts from having partitions and no data
                 if pending and (len(pending) >= self.max_batch or now - first_at >= self.max_wait):
@@ -281,6 +305,7 @@ class Sink:
         self.stats.events += len(batch.events)
         self.stats.sla_events += len(batch.sla)
         self.stats.errors += len(batch.errors)
+        self.stats.dead_letters += len(batch.dead_letters)
         self.stats.batches += 1
         log.info("stored and committed %d messages", len(messages))
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from samt124.commands import consumers, contract, lag, producers, rules, worker
+from samt124.commands import dlq as dead_letters
 from samt124.settings import Settings
 
 DEVELOPMENT = ("local", "bench", "demo", "calendar")
@@ -49,5 +50,6 @@ REGISTRATIONS: list[Callable[[Any], None]] = [
     worker.register,
     consumers.register,
     lag.register,
+    dead_letters.register,
     *_development(),
 ]

@@ -74,6 +74,7 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
     stats = sink.run(until_idle=args.until_idle)
     print(
         f"stored {stats.events} events ({stats.sla_events} SLA facts, {stats.errors} undecodable)"
+        f" and {stats.dead_letters} dead letters"
         f" from {stats.messages} messages in {stats.batches} batches"
     )
     return 0
