@@ -136,6 +136,14 @@ class Settings(BaseSettings):
         default=None, description="HMAC key for requesters' national ids; unset stores none."
     )
 
+    # Prometheus metrics of the worker and the sink (`--metrics HOST:PORT` wins)
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Address the worker's or sink's /metrics listens on."
+    )
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Port of /metrics; unset: no metrics endpoint."
+    )
+
     # The local services started by `samt124 local up`
     local_kafka_port: int = 9092
     local_controller_port: int = 9093

@@ -46,6 +46,7 @@ from streams.deadlines import DeadlineQueue
 from streams.delivery import Deliveries, Record
 from streams.faults import Faults
 from streams.identity import FenceWatch
+from streams.metrics import WorkerMetrics
 from streams.pipeline import Outgoing, Pipeline, Where
 from streams.restart import Restarts, read_status, restart, status_path, write_status
 from streams.sequence import Sequence, Skipped, committed_with_retry
@@ -140,6 +141,8 @@ class Worker:
             "sla_fold_failures": 0,  # SLA facts read back that could not be folded in
             "timer_failures": 0,  # requests whose due facts could not be worked out
         }
+        self.metrics = WorkerMetrics()
+        self.metrics.open_requests = lambda: len(self.queue)
         self.restarts = Restarts.inherited()
         self.faults = Faults(
             settings.fault_rate, settings.fault_batch_rate, settings.fault_seed, self.restarts.count
@@ -273,6 +276,7 @@ class Worker:
     ) -> None:
         failing = self.faults.batch_point(len(events))
         done = 0
+        started = time.monotonic()
         try:
             for done, event in enumerate(events):
                 if done == failing:
@@ -280,6 +284,7 @@ class Worker:
                 await self._in_sequence(event.message)
                 await handle(event.message, out)
             await out.settle()  # before the batch is acknowledged
+            self.metrics.batch(agent, len(events), time.monotonic() - started)
         except Exception as error:
             message = events[done].message
             firsts: dict[tuple[str, int], int] = {}
@@ -428,10 +433,12 @@ class Worker:
         out.after((topic.get_topic_name(), key), record)
 
     def _put(self, state: RequestState, partition: int, out: Deliveries) -> None:
+        self.metrics.overdue.on_state(state)
         self._write(self.requests, state.request_id, state.to_bytes(), partition, out)
 
     async def _on_intake(self, message: Any, out: Deliveries) -> None:
         self.last_message = time.monotonic()
+        self.metrics.took_intake()
         key: bytes | None = message.key
         request_id = key.decode("utf-8", "replace") if key else ""
         wall = datetime.now(UTC)
@@ -447,6 +454,7 @@ class Worker:
         if step.dead_letter:
             self.counts["dead_letters"] += 1
             self.counts["failures"] += step.failure
+            self.metrics.dead_letter(step.dead_letter, step.failure)
             log.warning(
                 "dead letter %s[%d]@%d: %s",
                 message.topic,
@@ -457,6 +465,7 @@ class Worker:
             return
         if step.moved_to is not None:
             self.counts["moved"] += 1
+            self.metrics.moved.inc()
             if self.counts["moved"] == 1:
                 log.warning(
                     "%s[%d]@%d belongs on partition %d (murmur2 of its request id, Kafka's"
@@ -476,8 +485,10 @@ class Worker:
             self.watermark = step.event.occurred_at
         if step.duplicate:
             self.counts["duplicates"] += 1
+            self.metrics.duplicates.inc()
         if step.state is not None and not step.duplicate:
             self.counts["routed"] += 1
+            self.metrics.routed.inc()
             self._put(step.state, message.partition, out)
             self.queue.schedule(step.state.request_id, step.due)
 
@@ -492,6 +503,8 @@ class Worker:
                 "%s[%d]@%d: %s", message.topic, message.partition, message.offset, step.dead_letter
             )
         if step.state is not None:
+            if step.event is not None:
+                self.metrics.fact(step.event)
             self._put(step.state, message.partition, out)
             self.queue.schedule(request_id, step.due)
 
@@ -580,10 +593,16 @@ class Worker:
         self.sla_last = started
         self._adopt_closures()
         self.queue.clear()
+        self.metrics.overdue.clear()
+        wall = datetime.now(UTC)
         for count, (request_id, raw) in enumerate(list(self.requests.items()), start=1):
             if raw:
                 try:
-                    due = self.pipeline.next_due(RequestState.from_bytes(raw))
+                    state = RequestState.from_bytes(raw)
+                    due = self.pipeline.next_due(state)
+                    self.metrics.overdue.recover(
+                        state, wall, self.pipeline.calendar, self.pipeline.policies
+                    )
                 except Exception:
                     self.counts["timer_failures"] += 1
                     log.exception(

@@ -36,6 +36,7 @@ from kafka.errors import KafkaError
 
 from consumers.clickhouse.engine import Engine, EngineError, connect
 from consumers.sink.dead_letters import DEAD_LETTER_COLUMNS, dead_letter_row
+from consumers.sink.metrics import SinkMetrics
 from consumers.sink.rows import (
     ERROR_COLUMNS,
     EVENT_COLUMNS,
@@ -198,6 +199,7 @@ class Sink:
         self.max_wait = max_wait
         self.max_backoff = max_backoff
         self.stats = SinkStats()
+        self.metrics = SinkMetrics(self.stats)
         self.stopping = threading.Event()
         self._uncommitted: dict[Any, Any] = {}  # stored, not committed yet (a rebalance, say)
         key = settings.pii_hash_key
@@ -307,6 +309,8 @@ class Sink:
         self.stats.errors += len(batch.errors)
         self.stats.dead_letters += len(batch.dead_letters)
         self.stats.batches += 1
+        self.metrics.batch_size.observe(len(messages))
+        self.metrics.last_batch = time.time()
         log.info("stored and committed %d messages", len(messages))
 
     def _store_with_retry(self, batch: Batch, consumer: Any) -> None:
@@ -319,7 +323,9 @@ class Sink:
         while True:
             try:
                 engine = self._open_engine()
+                started = time.monotonic()
                 store(engine, batch)
+                self.metrics.insert_duration.observe(time.monotonic() - started)
             except EngineError as error:
                 self._close_engine()
                 if self.stopping.is_set():

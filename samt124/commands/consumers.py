@@ -14,7 +14,7 @@ from typing import Any
 from consumers.analytics import reports
 from consumers.clickhouse.engine import EngineError, opened
 from consumers.clickhouse.migrations import migrate
-from samt124 import arguments, reach
+from samt124 import arguments, metrics, reach
 from samt124.errors import CommandError, CommandFailed
 from samt124.settings import Settings
 
@@ -70,6 +70,9 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
         )
     ensure_topics(settings)  # the sink may start before the worker or `init` made them
     sink = Sink(settings, max_batch=args.max_batch, max_wait=args.max_wait)
+    serve_at = metrics.where(args.metrics, settings)
+    if serve_at is not None:
+        metrics.serve(serve_at, sink.metrics.registry, "sink")
     sink.install_signal_handlers()
     stats = sink.run(until_idle=args.until_idle)
     print(
@@ -149,6 +152,13 @@ def register(commands: Any) -> None:
         type=arguments.seconds,
         metavar="SECONDS",
         help="exit once nothing arrived for this long (default: run until stopped)",
+    )
+    sink.add_argument(
+        "--metrics",
+        type=metrics.address,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics"
+        " (SAMT124_METRICS_HOST, SAMT124_METRICS_PORT; default: none)",
     )
     sink.set_defaults(handler=_guarded(cmd_sink))
 

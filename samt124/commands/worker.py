@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from samt124 import arguments, reach
+from samt124 import arguments, metrics, reach
 from samt124.errors import CommandError, CommandFailed
 from samt124.settings import Settings
 
@@ -20,6 +20,13 @@ def register(commands: Any) -> None:
         help="serve Faust's web views (health, /performance/) here",
     )
     worker.add_argument("--loglevel", default="warning", help="Faust log level")
+    worker.add_argument(
+        "--metrics",
+        type=metrics.address,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics"
+        " (SAMT124_METRICS_HOST, SAMT124_METRICS_PORT; default: none)",
+    )
     worker.add_argument(
         "--leave-on-stop",
         action="store_true",
@@ -71,6 +78,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(mismatch)
     settings.home.mkdir(parents=True, exist_ok=True)
     worker = Worker(settings, web_port=args.web_port)
+    serve_at = metrics.where(args.metrics, settings)
+    if serve_at is not None:
+        metrics.serve(serve_at, worker.metrics.registry, "worker")
     runner = faust.Worker(worker.app, loglevel=args.loglevel, quiet=True)
     if not sys.stdout.isatty():
         runner.spinner = None  # its cursor codes would land in log files
