@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # System packages samt124's tests use: Debian's ClickHouse server, docker-compose (to validate
-# docker-compose.yml) and chromium (to render the demo's HTML report headless). Installed only
+# docker-compose.yml), chromium (to render the demo's HTML report headless) and prometheus (its
+# promtool tests the alert rules and parses the dashboards' queries). Installed only
 # when missing and when we may (root with apt-get).
 set -euo pipefail
 missing=()
 command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server ] || missing+=(clickhouse-server)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "missing system packages: ${missing[*]} (install them with apt-get as root)" >&2
