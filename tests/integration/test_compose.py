@@ -17,7 +17,11 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 PRODUCT = ("samt124", "producers", "streams", "consumers", "schemas")
-SECRETS = {"SAMT124_WRITER_PASSWORD": "w", "SAMT124_ANALYST_PASSWORD": "a"}
+SECRETS = {
+    "SAMT124_WRITER_PASSWORD": "w",
+    "SAMT124_ANALYST_PASSWORD": "a",
+    "SAMT124_GRAFANA_PASSWORD": "g",
+}
 
 
 def compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
