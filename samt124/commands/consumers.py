@@ -140,7 +140,9 @@ def register(commands: Any) -> None:
     init = commands.add_parser("init", help="create or upgrade the ClickHouse schema")
     init.set_defaults(handler=_guarded(cmd_init))
 
-    sink = commands.add_parser("sink", help="load provincial and SLA topics into ClickHouse")
+    sink = commands.add_parser(
+        "sink", help="load provincial, SLA and dead-letter topics into ClickHouse"
+    )
     sink.add_argument(
         "--max-batch", type=arguments.count, default=20_000, help="rows per insert (20000)"
     )
