@@ -100,7 +100,24 @@ class Settings(BaseSettings):
         " and the home directory. A restarted worker with the same id gets its partitions back"
         " without a rebalance; two running workers must never share one.",
     )
-    replication_factor: int = Field(default=1, ge=1)
+    replication_factor: int | None = Field(
+        default=None,
+        ge=1,
+        description="Replicas of each topic samt124 creates; unset: min(3, brokers in the"
+        " cluster). With 3 or more, the topics get min.insync.replicas=2.",
+    )
+    province_retention_ms: int = Field(
+        default=90 * 24 * 3600 * 1000,
+        ge=-1,
+        description="How long the provincial topics keep routed events, in ms (-1: forever;"
+        " default 90 days). The intake topic and the dead letters are kept forever.",
+    )
+    sla_retention_ms: int = Field(
+        default=90 * 24 * 3600 * 1000,
+        ge=-1,
+        description="How long the SLA topic keeps warnings, breaches and escalations, in ms"
+        " (-1: forever; default 90 days).",
+    )
 
     # Fault injection, for tests of the worker's guarantees only (0: off)
     fault_rate: float = Field(
@@ -139,6 +156,13 @@ class Settings(BaseSettings):
     # The local services started by `samt124 local up`
     local_kafka_port: int = 9092
     local_controller_port: int = 9093
+    local_kafka_brokers: int = Field(
+        default=1,
+        ge=1,
+        le=9,
+        description="Nodes of the local Kafka cluster (`samt124 local up --brokers N`); node n"
+        " listens on local_kafka_port + 2(n-1), its controller on local_controller_port + 2(n-1).",
+    )
     # a SASL_PLAINTEXT listener (PLAIN, SCRAM-SHA-256/512) for trying secured clients locally;
     # its one user is kafka_sasl_username / kafka_sasl_password
     local_kafka_sasl_port: int | None = None
@@ -155,7 +179,12 @@ class Settings(BaseSettings):
     @property
     def bootstrap(self) -> str:
         """The bootstrap servers to use: the configured cluster or the local broker."""
-        return self.kafka_bootstrap or f"127.0.0.1:{self.local_kafka_port}"
+        if self.kafka_bootstrap:
+            return self.kafka_bootstrap
+        return ",".join(
+            f"127.0.0.1:{self.local_kafka_port + 2 * node}"
+            for node in range(self.local_kafka_brokers)
+        )
 
     @property
     def uses_local_kafka(self) -> bool:

@@ -41,17 +41,24 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> s
 
 
 def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
+    from samt124.commands.topics import check_topics
     from samt124.kafka.admin import ensure_topics
 
     reach.kafka(settings)
     reach.clickhouse(settings)
     created = ensure_topics(settings)
     print(f"kafka topics: {len(created)} created at {settings.bootstrap}")
+    left = check_topics(settings, fix=args.fix)
     with opened(settings.clickhouse) as engine:
         applied = migrate(engine)
     for migration in applied:
         print(f"applied {migration.version:03d}_{migration.name}")
     print(f"schema up to date in {settings.clickhouse.describe()}")
+    if left and args.fix:
+        raise CommandFailed(
+            f"{len(left)} topic setting(s) could not be altered in place",
+            "see the lines above for what to do",
+        )
     return 0
 
 
@@ -134,6 +141,12 @@ def _guarded(handler: Any) -> Any:
 def register(commands: Any) -> None:
     """Add the analytics subcommands to the ``samt124`` parser."""
     init = commands.add_parser("init", help="create or upgrade the ClickHouse schema")
+    init.add_argument(
+        "--fix",
+        action="store_true",
+        help="alter existing topics' retention, compaction and min.insync.replicas to samt124's"
+        " (partitions and replicas are said, not changed)",
+    )
     init.set_defaults(handler=_guarded(cmd_init))
 
     sink = commands.add_parser("sink", help="load provincial and SLA topics into ClickHouse")
