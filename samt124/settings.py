@@ -36,12 +36,14 @@ class ClickHouseTarget(BaseModel):
     ca_certs: Path | None = None  # the authority that signed it; unset: the system's
     certfile: Path | None = None  # a client certificate, for servers that ask for one
     keyfile: Path | None = None
+    cluster: str | None = None  # the ClickHouse cluster the schema lives on (server only)
 
     def describe(self) -> str:
         if self.engine == "chdb":
             return f"chdb (embedded) at {self.path} database {self.database}"
         scheme = "clickhouses" if self.secure else "clickhouse"
-        return f"{scheme}://{self.user}@{self.host}:{self.port}/{self.database}"
+        where = f"{scheme}://{self.user}@{self.host}:{self.port}/{self.database}"
+        return f"{where} on cluster {self.cluster}" if self.cluster else where
 
     def tls_options(self) -> dict[str, Any]:
         """TLS options in clickhouse-driver's vocabulary (none for plain connections)."""
@@ -149,6 +151,12 @@ class Settings(BaseSettings):
     clickhouse_user: str | None = None
     clickhouse_password: SecretStr | None = None
     clickhouse_database: str = "samt124"
+    clickhouse_cluster: str | None = Field(
+        default=None,
+        description="The ClickHouse cluster (a remote_servers name) the schema lives on: `init`"
+        " creates it ON CLUSTER with replicated local tables and Distributed tables over them;"
+        " the sink inserts into those synchronously. Unset: one server.",
+    )
     pii_hash_key: SecretStr | None = Field(
         default=None, description="HMAC key for requesters' national ids; unset stores none."
     )
@@ -174,6 +182,15 @@ class Settings(BaseSettings):
     # a TLS port for the native protocol; `local up` makes a private authority and a server
     # certificate in <home>/clickhouse/tls
     local_clickhouse_secure_port: int | None = None
+    local_clickhouse_replicas: int = Field(
+        default=1,
+        ge=1,
+        le=9,
+        description="ClickHouse servers of the local cluster (`samt124 local up"
+        " --clickhouse-replicas N`): one shard, N replicas, ZooKeeper for coordination; server n"
+        " listens on local_clickhouse_port + 10(n-1).",
+    )
+    local_zookeeper_port: int = 2181
     kafka_version: str = "4.1.1"
 
     @property
@@ -216,12 +233,15 @@ class Settings(BaseSettings):
             return ClickHouseTarget(
                 engine="chdb", path=self.home / "chdb", database=self.clickhouse_database
             )
-        return parse_clickhouse_url(
+        target = parse_clickhouse_url(
             self.clickhouse_url,
             user=self.clickhouse_user,
             password=self.clickhouse_password,
             default_database=self.clickhouse_database,
         )
+        if self.clickhouse_cluster is None or target.engine != "server":
+            return target
+        return target.model_copy(update={"cluster": self.clickhouse_cluster})
 
 
 def child_environment(settings: Settings) -> dict[str, str]:

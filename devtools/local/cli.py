@@ -27,6 +27,12 @@ def register(commands: Any) -> None:
                 help="a local Kafka cluster of N KRaft nodes (SAMT124_LOCAL_KAFKA_BROKERS, 1);"
                 " its topics get min(3, N) replicas",
             )
+            sub.add_argument(
+                "--clickhouse-replicas",
+                type=_replica_count,
+                help="a local ClickHouse cluster of N servers (one shard, N replicas) with"
+                " ZooKeeper (SAMT124_LOCAL_CLICKHOUSE_REPLICAS, 1); then `init --cluster samt124`",
+            )
         if name != "status":
             sub.add_argument(
                 "services",
@@ -45,6 +51,16 @@ def _broker_count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"a number of brokers, 1 to 9, not {text!r}") from None
     if not 1 <= count <= 9:
         raise argparse.ArgumentTypeError(f"a number of brokers, 1 to 9, not {count}")
+    return count
+
+
+def _replica_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number of servers, 1 to 9, not {text!r}") from None
+    if not 1 <= count <= 9:
+        raise argparse.ArgumentTypeError(f"a number of servers, 1 to 9, not {count}")
     return count
 
 
@@ -69,7 +85,13 @@ def cmd_local_up(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"            also {listener}")
         else:
             print(f"kafka       external {settings.bootstrap} (SAMT124_KAFKA_BOOTSTRAP)")
-    if "clickhouse" in services:
+    if args.clickhouse_replicas is not None:
+        settings = settings.model_copy(
+            update={"local_clickhouse_replicas": args.clickhouse_replicas}
+        )
+    if "clickhouse" in services and settings.local_clickhouse_replicas > 1:
+        _clickhouse_cluster_up(settings)
+    elif "clickhouse" in services:
         server = clickhouse.up(settings)
         print(f"clickhouse  running  pid {server.pid}  {server.url}")
         if server.secure_url:
@@ -94,11 +116,32 @@ def _cluster_up(settings: Settings) -> None:
         print(f"            export SAMT124_LOCAL_KAFKA_BROKERS={len(every)} for the other commands")
 
 
+def _clickhouse_cluster_up(settings: Settings) -> None:
+    from devtools.local import clickhouse, clickhouse_cluster
+    from devtools.local.process import LocalServiceError
+
+    if clickhouse.status(settings).running:
+        raise LocalServiceError(
+            "the single local ClickHouse server runs on these ports:"
+            " `samt124 local down clickhouse` first"
+        )
+    every = clickhouse_cluster.up(settings)
+    print(f"zookeeper   running  127.0.0.1:{settings.local_zookeeper_port}")
+    for node in every:
+        print(f"clickhouse-{node.number} running  pid {node.pid}  {node.url()}")
+    print(
+        f"            cluster {clickhouse_cluster.CLUSTER}: `samt124 --clickhouse-url"
+        f" {every[0].url()} init --cluster {clickhouse_cluster.CLUSTER}`"
+    )
+
+
 def cmd_local_down(args: argparse.Namespace, settings: Settings) -> int:
-    from devtools.local import clickhouse, kafka, kafka_cluster
+    from devtools.local import clickhouse, clickhouse_cluster, kafka, kafka_cluster
 
     services = _local_services(args)
     if "clickhouse" in services:
+        for name in clickhouse_cluster.down(settings):
+            print(f"{name:11} stopped")
         print("clickhouse  " + ("stopped" if clickhouse.down(settings) else "was not running"))
     if "kafka" in services:
         for number in kafka_cluster.down(settings):
@@ -108,7 +151,7 @@ def cmd_local_down(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_local_status(args: argparse.Namespace, settings: Settings) -> int:
-    from devtools.local import clickhouse, kafka, kafka_cluster
+    from devtools.local import clickhouse, clickhouse_cluster, kafka, kafka_cluster
 
     broker = kafka.status(settings)
     cluster = kafka_cluster.known_nodes(settings)
@@ -123,6 +166,10 @@ def cmd_local_status(args: argparse.Namespace, settings: Settings) -> int:
     else:
         reachable = kafka.answers(settings.bootstrap)
         print(f"kafka       external {settings.bootstrap} {'answers' if reachable else 'DOWN'}")
+    for server_node in clickhouse_cluster.known_nodes(settings):
+        pid = server_node.pid
+        at = server_node.url()
+        print(f"clickhouse-{server_node.number} " + (f"running  pid {pid}  {at}" if pid else at))
     server = clickhouse.status(settings)
     where = f"pid {server.pid}  {server.url}" if server.running else "-"
     print(f"clickhouse  {'running' if server.running else 'stopped':8} {where}")

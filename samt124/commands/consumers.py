@@ -44,13 +44,21 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
     from samt124.commands.topics import check_topics
     from samt124.kafka.admin import ensure_topics
 
+    if args.cluster is not None:
+        settings = settings.model_copy(update={"clickhouse_cluster": args.cluster})
+    target = settings.clickhouse
+    if settings.clickhouse_cluster is not None and target.engine != "server":
+        raise CommandError(
+            "argument --cluster: a ClickHouse cluster needs a server (SAMT124_CLICKHOUSE_URL"
+            " clickhouse://...), not the embedded engine"
+        )
     reach.kafka(settings)
     reach.clickhouse(settings)
     created = ensure_topics(settings)
     print(f"kafka topics: {len(created)} created at {settings.bootstrap}")
     left = check_topics(settings, fix=args.fix)
-    with opened(settings.clickhouse) as engine:
-        applied = migrate(engine)
+    with opened(target) as engine:
+        applied = migrate(engine, cluster=target.cluster)
     for migration in applied:
         print(f"applied {migration.version:03d}_{migration.name}")
     print(f"schema up to date in {settings.clickhouse.describe()}")
@@ -146,6 +154,12 @@ def register(commands: Any) -> None:
         action="store_true",
         help="alter existing topics' retention, compaction and min.insync.replicas to samt124's"
         " (partitions and replicas are said, not changed)",
+    )
+    init.add_argument(
+        "--cluster",
+        metavar="NAME",
+        help="create the ClickHouse schema ON CLUSTER NAME: replicated local tables and"
+        " Distributed tables sharded by request id (SAMT124_CLICKHOUSE_CLUSTER)",
     )
     init.set_defaults(handler=_guarded(cmd_init))
 
