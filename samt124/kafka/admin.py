@@ -5,8 +5,11 @@ checking the topics of an existing cluster against that plan."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
-from typing import Any
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, ParamSpec, TypeVar
 
 from samt124.kafka.topics import (
     Difference,
@@ -19,6 +22,44 @@ from samt124.kafka.topics import (
     role_of,
 )
 from samt124.settings import Settings
+
+P = ParamSpec("P")
+R = TypeVar("R")
+log = logging.getLogger(__name__)
+ATTEMPTS = 6  # about 30 s in all: a broker's restart, not an outage, is ridden out
+
+
+def _riding_out_restarts(call: Callable[P, R]) -> Callable[P, R]:
+    """Try ``call`` again when the broker it was talking to went away (a broker restarting or
+    killed in a cluster): the next attempt bootstraps from the others. Other errors, and the
+    last attempt's, are raised."""
+
+    @functools.wraps(call)
+    def again(*args: P.args, **kwargs: P.kwargs) -> R:
+        from kafka.errors import (
+            KafkaConnectionError,
+            KafkaTimeoutError,
+            NodeNotReadyError,
+            RequestTimedOutError,
+        )
+
+        transient = (
+            KafkaConnectionError,
+            KafkaTimeoutError,
+            NodeNotReadyError,
+            RequestTimedOutError,
+        )
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return call(*args, **kwargs)
+            except transient as error:
+                if attempt == ATTEMPTS:
+                    raise
+                log.warning("%s: %s; again (%d of %d)", call.__name__, error, attempt, ATTEMPTS)
+                time.sleep(min(8.0, 0.5 * 2**attempt))
+        raise AssertionError("unreachable")
+
+    return again
 
 
 def topic_names(settings: Settings) -> list[str]:
@@ -57,6 +98,7 @@ def _brokers(admin: Any) -> int:
     return len(admin.describe_cluster()["brokers"])
 
 
+@_riding_out_restarts
 def cluster_plan(settings: Settings) -> TopicPlan:
     """The plan for the cluster ``settings`` point at (its brokers counted now)."""
     with _admin(settings) as admin:
@@ -72,6 +114,7 @@ def resolved(settings: Settings) -> Settings:
     return settings.model_copy(update={"replication_factor": plan.replication_factor})
 
 
+@_riding_out_restarts
 def ensure_topics(
     settings: Settings, extra: Sequence[str] = (), timeout: float = 60.0
 ) -> list[str]:
@@ -113,6 +156,7 @@ def _new_topic(plan: TopicPlan, role: Role | None) -> dict[str, Any]:
     }
 
 
+@_riding_out_restarts
 def inspect_topics(settings: Settings) -> tuple[TopicPlan, list[Difference]]:
     """The plan for this cluster, and how samt124's existing topics differ from it."""
     from kafka.admin import ConfigResource, ConfigResourceType
@@ -143,6 +187,7 @@ def _roles(topics: Topics, names: Sequence[str]) -> set[Role]:
     return {role for name in names if (role := role_of(topics, name)) is not None}
 
 
+@_riding_out_restarts
 def alter_topics(settings: Settings, found: Sequence[Difference]) -> list[Difference]:
     """Set the topic configs of ``found`` that can be altered in place (incrementally: the
     topics' other settings stay); return the differences that are left."""
@@ -165,6 +210,7 @@ def alter_topics(settings: Settings, found: Sequence[Difference]) -> list[Differ
     return left + [d for d in found if d.alterable and d.topic in refused]
 
 
+@_riding_out_restarts
 def partition_counts(settings: Settings, topics: Sequence[str]) -> dict[str, int]:
     """How many partitions each of ``topics`` has on the cluster (topics it lacks are left out)."""
     from kafka import KafkaConsumer
