@@ -36,12 +36,14 @@ class ClickHouseTarget(BaseModel):
     ca_certs: Path | None = None  # the authority that signed it; unset: the system's
     certfile: Path | None = None  # a client certificate, for servers that ask for one
     keyfile: Path | None = None
+    cluster: str | None = None  # the ClickHouse cluster the schema lives on (server only)
 
     def describe(self) -> str:
         if self.engine == "chdb":
             return f"chdb (embedded) at {self.path} database {self.database}"
         scheme = "clickhouses" if self.secure else "clickhouse"
-        return f"{scheme}://{self.user}@{self.host}:{self.port}/{self.database}"
+        where = f"{scheme}://{self.user}@{self.host}:{self.port}/{self.database}"
+        return f"{where} on cluster {self.cluster}" if self.cluster else where
 
     def tls_options(self) -> dict[str, Any]:
         """TLS options in clickhouse-driver's vocabulary (none for plain connections)."""
@@ -100,7 +102,24 @@ class Settings(BaseSettings):
         " and the home directory. A restarted worker with the same id gets its partitions back"
         " without a rebalance; two running workers must never share one.",
     )
-    replication_factor: int = Field(default=1, ge=1)
+    replication_factor: int | None = Field(
+        default=None,
+        ge=1,
+        description="Replicas of each topic samt124 creates; unset: min(3, brokers in the"
+        " cluster). With 3 or more, the topics get min.insync.replicas=2.",
+    )
+    province_retention_ms: int = Field(
+        default=90 * 24 * 3600 * 1000,
+        ge=-1,
+        description="How long the provincial topics keep routed events, in ms (-1: forever;"
+        " default 90 days). The intake topic and the dead letters are kept forever.",
+    )
+    sla_retention_ms: int = Field(
+        default=90 * 24 * 3600 * 1000,
+        ge=-1,
+        description="How long the SLA topic keeps warnings, breaches and escalations, in ms"
+        " (-1: forever; default 90 days).",
+    )
 
     # Fault injection, for tests of the worker's guarantees only (0: off)
     fault_rate: float = Field(
@@ -132,6 +151,12 @@ class Settings(BaseSettings):
     clickhouse_user: str | None = None
     clickhouse_password: SecretStr | None = None
     clickhouse_database: str = "samt124"
+    clickhouse_cluster: str | None = Field(
+        default=None,
+        description="The ClickHouse cluster (a remote_servers name) the schema lives on: `init`"
+        " creates it ON CLUSTER with replicated local tables and Distributed tables over them;"
+        " the sink inserts into those synchronously. Unset: one server.",
+    )
     pii_hash_key: SecretStr | None = Field(
         default=None, description="HMAC key for requesters' national ids; unset stores none."
     )
@@ -147,6 +172,13 @@ class Settings(BaseSettings):
     # The local services started by `samt124 local up`
     local_kafka_port: int = 9092
     local_controller_port: int = 9093
+    local_kafka_brokers: int = Field(
+        default=1,
+        ge=1,
+        le=9,
+        description="Nodes of the local Kafka cluster (`samt124 local up --brokers N`); node n"
+        " listens on local_kafka_port + 2(n-1), its controller on local_controller_port + 2(n-1).",
+    )
     # a SASL_PLAINTEXT listener (PLAIN, SCRAM-SHA-256/512) for trying secured clients locally;
     # its one user is kafka_sasl_username / kafka_sasl_password
     local_kafka_sasl_port: int | None = None
@@ -158,12 +190,26 @@ class Settings(BaseSettings):
     # a TLS port for the native protocol; `local up` makes a private authority and a server
     # certificate in <home>/clickhouse/tls
     local_clickhouse_secure_port: int | None = None
+    local_clickhouse_replicas: int = Field(
+        default=1,
+        ge=1,
+        le=9,
+        description="ClickHouse servers of the local cluster (`samt124 local up"
+        " --clickhouse-replicas N`): one shard, N replicas, ZooKeeper for coordination; server n"
+        " listens on local_clickhouse_port + 10(n-1).",
+    )
+    local_zookeeper_port: int = 2181
     kafka_version: str = "4.1.1"
 
     @property
     def bootstrap(self) -> str:
         """The bootstrap servers to use: the configured cluster or the local broker."""
-        return self.kafka_bootstrap or f"127.0.0.1:{self.local_kafka_port}"
+        if self.kafka_bootstrap:
+            return self.kafka_bootstrap
+        return ",".join(
+            f"127.0.0.1:{self.local_kafka_port + 2 * node}"
+            for node in range(self.local_kafka_brokers)
+        )
 
     @property
     def uses_local_kafka(self) -> bool:
@@ -195,12 +241,15 @@ class Settings(BaseSettings):
             return ClickHouseTarget(
                 engine="chdb", path=self.home / "chdb", database=self.clickhouse_database
             )
-        return parse_clickhouse_url(
+        target = parse_clickhouse_url(
             self.clickhouse_url,
             user=self.clickhouse_user,
             password=self.clickhouse_password,
             default_database=self.clickhouse_database,
         )
+        if self.clickhouse_cluster is None or target.engine != "server":
+            return target
+        return target.model_copy(update={"cluster": self.clickhouse_cluster})
 
 
 def child_environment(settings: Settings) -> dict[str, str]:

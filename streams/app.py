@@ -162,7 +162,9 @@ class Worker:
             store="memory://",
             datadir=str(settings.home.resolve() / "worker"),
             topic_partitions=settings.partitions,
-            topic_replication_factor=settings.replication_factor,
+            # `samt124 worker` resolves it from the cluster (min(3, brokers)) and creates the
+            # topics and changelogs first (samt124.kafka.admin); Faust finds them there
+            topic_replication_factor=settings.replication_factor or 1,
             topic_disable_leader=True,
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,

@@ -109,6 +109,9 @@ class ServerEngine:
         settings: dict[str, Any] = {"readonly": 1} if readonly else {}
         self._database = target.database
         self._secure = target.secure
+        # on a cluster, an insert into a Distributed table returns once every shard has it
+        # (not once it is queued on this node): the sink commits only what is stored
+        self._cluster = target.cluster is not None
         self._client = Client(
             target.host,
             port=target.port,
@@ -153,6 +156,8 @@ class ServerEngine:
         settings: dict[str, Any] = {}
         if dedup_token is not None and supports_dedup_token(self):
             settings["insert_deduplication_token"] = dedup_token
+        if self._cluster:
+            settings["insert_distributed_sync"] = 1
         sql = f"INSERT INTO {self._database}.{table} ({', '.join(columns)}) VALUES"
         self._run(sql, list(rows), settings=settings)
 

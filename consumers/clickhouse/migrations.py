@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.resources import files
 
+from consumers.clickhouse import cluster as on_cluster
 from consumers.clickhouse.engine import Engine, supports_dedup_token
 
 # Insert-deduplication memory per partition: how many recent insert tokens ClickHouse keeps.
@@ -25,15 +26,23 @@ class Migration:
     name: str
     sql: str
 
-    def statements(self, database: str, *, dedup_tokens: bool) -> list[str]:
+    def statements(
+        self, database: str, *, dedup_tokens: bool, cluster: str | None = None
+    ) -> list[str]:
+        """The statements for ``database``; with ``cluster``, rendered for that ClickHouse
+        cluster (:mod:`consumers.clickhouse.cluster`)."""
         dedup = (
-            f"SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}" if dedup_tokens else ""
+            f"SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}"
+            if dedup_tokens and cluster is None
+            else ""
         )
         body = "\n".join(
             line for line in self.sql.splitlines() if not line.lstrip().startswith("--")
         )
-        text = body.replace("{db}", database).replace("{dedup}", dedup)
-        return [part.strip() for part in re.split(r";\s*$", text, flags=re.M) if part.strip()]
+        parts = [part.strip() for part in re.split(r";\s*$", body, flags=re.M) if part.strip()]
+        if cluster is not None:
+            parts = on_cluster.render(parts, cluster)
+        return [part.replace("{db}", database).replace("{dedup}", dedup) for part in parts]
 
 
 def available() -> list[Migration]:
@@ -55,22 +64,29 @@ def applied(engine: Engine) -> set[int]:
     return {int(version) for (version,) in rows}
 
 
-def migrate(engine: Engine) -> list[Migration]:
-    """Create the database and apply the migrations not yet recorded; returns those applied."""
+def migrate(engine: Engine, cluster: str | None = None) -> list[Migration]:
+    """Create the database and apply the migrations not yet recorded; returns those applied.
+
+    With ``cluster``, everything is created on every node of that ClickHouse cluster (its
+    ``remote_servers`` name), as :mod:`consumers.clickhouse.cluster` renders it."""
     db = engine.database
-    engine.execute(f"CREATE DATABASE IF NOT EXISTS {db}")
-    engine.execute(
-        f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations "
-        "(version UInt32, name String, applied_at DateTime('Asia/Tehran')) "
-        "ENGINE = MergeTree ORDER BY version"
-    )
+    if cluster is not None:
+        for statement in on_cluster.bookkeeping(db, cluster):
+            engine.execute(statement)
+    else:
+        engine.execute(f"CREATE DATABASE IF NOT EXISTS {db}")
+        engine.execute(
+            f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations "
+            "(version UInt32, name String, applied_at DateTime('Asia/Tehran')) "
+            "ENGINE = MergeTree ORDER BY version"
+        )
     done = applied(engine)
     tokens = supports_dedup_token(engine)
     newly = []
     for migration in available():
         if migration.version in done:
             continue
-        for statement in migration.statements(db, dedup_tokens=tokens):
+        for statement in migration.statements(db, dedup_tokens=tokens, cluster=cluster):
             engine.execute(statement)
         row = (migration.version, migration.name, datetime.now(UTC))
         engine.insert("schema_migrations", ("version", "name", "applied_at"), [row], None)

@@ -32,8 +32,11 @@ MEASUREMENTS = (
     "sink",
     "sink-restart",
     "freshness",
+    "cluster",
 )
-NEEDS_SERVER = {"e2e", "sink", "sink-restart", "freshness"}
+# run when named with --only: it starts a three-broker cluster beside the benchmark's broker
+ON_REQUEST = {"cluster"}
+NEEDS_SERVER = {"e2e", "sink", "sink-restart", "freshness", "cluster"}
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,9 @@ def register(commands: Any) -> None:
     )
     bench.add_argument("--scale", choices=sorted(SCALES), default="small")
     bench.add_argument(
-        "--only", help=f"comma-separated measurements (default: all of {','.join(MEASUREMENTS)})"
+        "--only",
+        help="comma-separated measurements (default: all of"
+        f" {','.join(n for n in MEASUREMENTS if n not in ON_REQUEST)}; cluster when named)",
     )
     bench.add_argument("--output", type=Path, default=Path("benchmarks/RESULTS.md"))
     bench.add_argument(
@@ -108,7 +113,7 @@ def register(commands: Any) -> None:
 
 def chosen(only: str | None) -> list[str]:
     if not only:
-        return list(MEASUREMENTS)
+        return [name for name in MEASUREMENTS if name not in ON_REQUEST]
     names = [name.strip() for name in only.split(",") if name.strip()]
     unknown = [name for name in names if name not in MEASUREMENTS]
     if unknown:
@@ -187,6 +192,7 @@ class _Run:
             "sink": self.sink,
             "sink-restart": self.sink_restart,
             "freshness": self.freshness,
+            "cluster": self.cluster,
         }
         for name in names:
             started = time.monotonic()
@@ -323,6 +329,21 @@ class _Run:
 
         return [
             freshness.measure_freshness(self.base, self.server_url, self.scale.freshness, self.work)
+        ]
+
+    def cluster(self) -> list[Section]:
+        from devtools.bench import cluster
+
+        assert self.server_url is not None
+        return [
+            cluster.measure_cluster(
+                self.base,
+                self.server_url,
+                self.scale.e2e,
+                self.scale.freshness,
+                self.work,
+                self.scale.e2e_timeout,
+            )
         ]
 
     def sink_restart(self) -> list[Section]:

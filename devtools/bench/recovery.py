@@ -99,7 +99,7 @@ def create_changelog(settings: Settings) -> None:
                 NewTopic(
                     changelog_topic(settings),
                     settings.partitions,
-                    settings.replication_factor,
+                    settings.replication_factor or 1,
                     topic_configs={"cleanup.policy": "compact"},
                 )
             ]

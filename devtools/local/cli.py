@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from samt124.settings import Settings
@@ -19,6 +20,19 @@ def register(commands: Any) -> None:
         ("status", cmd_local_status, "what runs where"),
     ):
         sub = local_commands.add_parser(name, help=text)
+        if name == "up":
+            sub.add_argument(
+                "--brokers",
+                type=_broker_count,
+                help="a local Kafka cluster of N KRaft nodes (SAMT124_LOCAL_KAFKA_BROKERS, 1);"
+                " its topics get min(3, N) replicas",
+            )
+            sub.add_argument(
+                "--clickhouse-replicas",
+                type=_replica_count,
+                help="a local ClickHouse cluster of N servers (one shard, N replicas) with"
+                " ZooKeeper (SAMT124_LOCAL_CLICKHOUSE_REPLICAS, 1); then `init --cluster samt124`",
+            )
         if name != "status":
             sub.add_argument(
                 "services",
@@ -30,6 +44,26 @@ def register(commands: Any) -> None:
         sub.set_defaults(handler=handler)
 
 
+def _broker_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number of brokers, 1 to 9, not {text!r}") from None
+    if not 1 <= count <= 9:
+        raise argparse.ArgumentTypeError(f"a number of brokers, 1 to 9, not {count}")
+    return count
+
+
+def _replica_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number of servers, 1 to 9, not {text!r}") from None
+    if not 1 <= count <= 9:
+        raise argparse.ArgumentTypeError(f"a number of servers, 1 to 9, not {count}")
+    return count
+
+
 def _local_services(args: argparse.Namespace) -> tuple[str, ...]:
     chosen: tuple[str, ...] = tuple(args.services) or SERVICES
     return chosen
@@ -39,7 +73,11 @@ def cmd_local_up(args: argparse.Namespace, settings: Settings) -> int:
     from devtools.local import clickhouse, kafka
 
     services = _local_services(args)
-    if "kafka" in services:
+    if args.brokers is not None:
+        settings = settings.model_copy(update={"local_kafka_brokers": args.brokers})
+    if "kafka" in services and settings.uses_local_kafka and settings.local_kafka_brokers > 1:
+        _cluster_up(settings)
+    elif "kafka" in services:
         if settings.uses_local_kafka:
             state = kafka.up(settings)
             print(f"kafka       running  pid {state.pid}  bootstrap {state.bootstrap}")
@@ -47,7 +85,13 @@ def cmd_local_up(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"            also {listener}")
         else:
             print(f"kafka       external {settings.bootstrap} (SAMT124_KAFKA_BOOTSTRAP)")
-    if "clickhouse" in services:
+    if args.clickhouse_replicas is not None:
+        settings = settings.model_copy(
+            update={"local_clickhouse_replicas": args.clickhouse_replicas}
+        )
+    if "clickhouse" in services and settings.local_clickhouse_replicas > 1:
+        _clickhouse_cluster_up(settings)
+    elif "clickhouse" in services:
         server = clickhouse.up(settings)
         print(f"clickhouse  running  pid {server.pid}  {server.url}")
         if server.secure_url:
@@ -56,27 +100,76 @@ def cmd_local_up(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cluster_up(settings: Settings) -> None:
+    from devtools.local import kafka, kafka_cluster
+    from devtools.local.process import LocalServiceError
+
+    if kafka.status(settings).running:
+        raise LocalServiceError(
+            "the single local broker runs on these ports: `samt124 local down kafka` first"
+        )
+    every = kafka_cluster.up(settings)
+    for node in every:
+        print(f"kafka-{node.number}     running  pid {node.pid}  {node.address}")
+    print(f"kafka       bootstrap {settings.bootstrap}")
+    if "SAMT124_LOCAL_KAFKA_BROKERS" not in os.environ:
+        print(f"            export SAMT124_LOCAL_KAFKA_BROKERS={len(every)} for the other commands")
+
+
+def _clickhouse_cluster_up(settings: Settings) -> None:
+    from devtools.local import clickhouse, clickhouse_cluster
+    from devtools.local.process import LocalServiceError
+
+    if clickhouse.status(settings).running:
+        raise LocalServiceError(
+            "the single local ClickHouse server runs on these ports:"
+            " `samt124 local down clickhouse` first"
+        )
+    every = clickhouse_cluster.up(settings)
+    print(f"zookeeper   running  127.0.0.1:{settings.local_zookeeper_port}")
+    for node in every:
+        print(f"clickhouse-{node.number} running  pid {node.pid}  {node.url()}")
+    print(
+        f"            cluster {clickhouse_cluster.CLUSTER}: `samt124 --clickhouse-url"
+        f" {every[0].url()} init --cluster {clickhouse_cluster.CLUSTER}`"
+    )
+
+
 def cmd_local_down(args: argparse.Namespace, settings: Settings) -> int:
-    from devtools.local import clickhouse, kafka
+    from devtools.local import clickhouse, clickhouse_cluster, kafka, kafka_cluster
 
     services = _local_services(args)
     if "clickhouse" in services:
+        for name in clickhouse_cluster.down(settings):
+            print(f"{name:11} stopped")
         print("clickhouse  " + ("stopped" if clickhouse.down(settings) else "was not running"))
     if "kafka" in services:
+        for number in kafka_cluster.down(settings):
+            print(f"kafka-{number}     stopped")
         print("kafka       " + ("stopped" if kafka.down(settings) else "was not running"))
     return 0
 
 
 def cmd_local_status(args: argparse.Namespace, settings: Settings) -> int:
-    from devtools.local import clickhouse, kafka
+    from devtools.local import clickhouse, clickhouse_cluster, kafka, kafka_cluster
 
     broker = kafka.status(settings)
-    if settings.uses_local_kafka:
+    cluster = kafka_cluster.known_nodes(settings)
+    if settings.uses_local_kafka and cluster and not broker.running:
+        for node in cluster:
+            pid = node.pid
+            state = f"running  pid {pid}  {node.address}" if pid else f"stopped  {node.address}"
+            print(f"kafka-{node.number}     {state}")
+    elif settings.uses_local_kafka:
         where = f"pid {broker.pid}  bootstrap {broker.bootstrap}" if broker.running else "-"
         print(f"kafka       {'running' if broker.running else 'stopped':8} {where}")
     else:
         reachable = kafka.answers(settings.bootstrap)
         print(f"kafka       external {settings.bootstrap} {'answers' if reachable else 'DOWN'}")
+    for server_node in clickhouse_cluster.known_nodes(settings):
+        pid = server_node.pid
+        at = server_node.url()
+        print(f"clickhouse-{server_node.number} " + (f"running  pid {pid}  {at}" if pid else at))
     server = clickhouse.status(settings)
     where = f"pid {server.pid}  {server.url}" if server.running else "-"
     print(f"clickhouse  {'running' if server.running else 'stopped':8} {where}")

@@ -54,7 +54,7 @@ def secured_listeners(settings: Settings) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _template(name: str) -> str:
+def template(name: str) -> str:
     return resources.files("devtools.local").joinpath("templates", name).read_text()
 
 
@@ -74,7 +74,7 @@ def jars(settings: Settings) -> Path:
         root.mkdir(parents=True, exist_ok=True)
         pom = root / "pom.xml"
         pom.write_text(
-            _template("kafka-pom.xml")
+            template("kafka-pom.xml")
             .replace("@KAFKA_VERSION@", version)
             .replace("@LOG4J_VERSION@", LOG4J_VERSION)
         )
@@ -106,7 +106,7 @@ def _daemon(settings: Settings) -> Daemon:
     return Daemon("kafka", settings.home.resolve() / "kafka", marker="kafka.Kafka")
 
 
-def _java_command(libs: Path, *args: str, log4j: Path | None = None) -> list[str]:
+def java_command(libs: Path, *args: str, log4j: Path | None = None) -> list[str]:
     java = require_tool("java", NO_JAVA)
     command = [java, "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true"]
     if log4j is not None:
@@ -118,7 +118,7 @@ def _write_config(settings: Settings, directory: Path) -> Path:
     data = directory / "data"
     properties = directory / "server.properties"
     properties.write_text(
-        _template("server.properties")
+        template("server.properties")
         .replace("@PORT@", str(settings.local_kafka_port))
         .replace("@CONTROLLER_PORT@", str(settings.local_controller_port))
         .replace("@DATA@", str(data))
@@ -126,7 +126,7 @@ def _write_config(settings: Settings, directory: Path) -> Path:
         + _listeners(settings, directory)
     )
     (directory / "log4j2.properties").write_text(
-        _template("log4j2.properties").replace("@LOGS@", str(directory / "logs"))
+        template("log4j2.properties").replace("@LOGS@", str(directory / "logs"))
     )
     return properties
 
@@ -227,7 +227,7 @@ def _format_once(libs: Path, directory: Path, properties: Path) -> None:
     log4j = directory / "log4j2.properties"
     cluster_id = str(uuid.uuid4().hex[:22])
     result = subprocess.run(
-        _java_command(
+        java_command(
             libs,
             "kafka.tools.StorageTool",
             "format",
@@ -250,7 +250,7 @@ def answers(bootstrap: str, timeout_ms: int = 2000) -> bool:
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
-    if not any(_listening(server) for server in bootstrap.split(",")):
+    if not any(listening(server) for server in bootstrap.split(",")):
         return False
     try:
         admin = KafkaAdminClient(
@@ -268,7 +268,7 @@ def answers(bootstrap: str, timeout_ms: int = 2000) -> bool:
     return True
 
 
-def _listening(server: str) -> bool:
+def listening(server: str) -> bool:
     host, _, port = server.strip().rpartition(":")
     try:
         with socket.create_connection((host or "127.0.0.1", int(port)), timeout=1.0):
@@ -288,7 +288,7 @@ def up(settings: Settings, timeout: float = 120.0) -> KafkaStatus:
             properties = _write_config(settings, daemon.directory)
             _format_once(libs, daemon.directory, properties)
             process = daemon.start(
-                _java_command(
+                java_command(
                     libs,
                     "kafka.Kafka",
                     str(properties),

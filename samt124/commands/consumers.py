@@ -41,17 +41,32 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> s
 
 
 def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
+    from samt124.commands.topics import check_topics
     from samt124.kafka.admin import ensure_topics
 
+    if args.cluster is not None:
+        settings = settings.model_copy(update={"clickhouse_cluster": args.cluster})
+    target = settings.clickhouse
+    if settings.clickhouse_cluster is not None and target.engine != "server":
+        raise CommandError(
+            "argument --cluster: a ClickHouse cluster needs a server (SAMT124_CLICKHOUSE_URL"
+            " clickhouse://...), not the embedded engine"
+        )
     reach.kafka(settings)
     reach.clickhouse(settings)
     created = ensure_topics(settings)
     print(f"kafka topics: {len(created)} created at {settings.bootstrap}")
-    with opened(settings.clickhouse) as engine:
-        applied = migrate(engine)
+    left = check_topics(settings, fix=args.fix)
+    with opened(target) as engine:
+        applied = migrate(engine, cluster=target.cluster)
     for migration in applied:
         print(f"applied {migration.version:03d}_{migration.name}")
     print(f"schema up to date in {settings.clickhouse.describe()}")
+    if left and args.fix:
+        raise CommandFailed(
+            f"{len(left)} topic setting(s) could not be altered in place",
+            "see the lines above for what to do",
+        )
     return 0
 
 
@@ -138,6 +153,18 @@ def _guarded(handler: Any) -> Any:
 def register(commands: Any) -> None:
     """Add the analytics subcommands to the ``samt124`` parser."""
     init = commands.add_parser("init", help="create or upgrade the ClickHouse schema")
+    init.add_argument(
+        "--fix",
+        action="store_true",
+        help="alter existing topics' retention, compaction and min.insync.replicas to samt124's"
+        " (partitions and replicas are said, not changed)",
+    )
+    init.add_argument(
+        "--cluster",
+        metavar="NAME",
+        help="create the ClickHouse schema ON CLUSTER NAME: replicated local tables and"
+        " Distributed tables sharded by request id (SAMT124_CLICKHOUSE_CLUSTER)",
+    )
     init.set_defaults(handler=_guarded(cmd_init))
 
     sink = commands.add_parser(

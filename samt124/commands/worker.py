@@ -60,7 +60,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     import faust
 
-    from samt124.kafka.admin import ensure_topics
+    from samt124.kafka.admin import ensure_topics, resolved
     from streams.app import Worker, instance_id
     from streams.identity import HomeLock, IdentityTaken
 
@@ -73,6 +73,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandFailed(cause, remedy) from None
     reach.kafka(settings)
     ensure_topics(settings)
+    settings = resolved(settings)  # the replication factor of what Faust creates
     mismatch = partitions_mismatch(settings)
     if mismatch:
         raise CommandError(mismatch)

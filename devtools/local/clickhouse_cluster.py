@@ -1,0 +1,221 @@
+"""A local ClickHouse cluster: several servers from Debian's ``clickhouse-server`` package with
+coordination by Debian's ``zookeeper`` (ClickHouse 18.16 replicates through ZooKeeper).
+
+One shard with ``local_clickhouse_replicas`` replicas, named ``samt124`` in every server's
+``remote_servers``; node ``n`` (from 1) listens on ``local_clickhouse_port + 10(n-1)`` (native),
+``local_clickhouse_http_port + 10(n-1)`` (HTTP) and ``local_clickhouse_port + 10(n-1) + 9``
+(replication), with the macros ``{shard}`` = 01 and ``{replica}`` = ``node-n``. ZooKeeper runs
+standalone on ``local_zookeeper_port``. Everything lives under ``<home>/clickhouse-cluster``.
+``samt124 init --cluster samt124`` then creates the schema on every node.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from devtools.local import clickhouse
+from devtools.local.process import Daemon, LocalServiceError, file_lock, require_tool
+from samt124.settings import Settings
+
+CLUSTER = "samt124"
+ZOOKEEPER_JAR = Path("/usr/share/java/zookeeper.jar")
+NO_ZOOKEEPER = (
+    "A local ClickHouse cluster needs Debian's zookeeper package (apt-get install zookeeper,"
+    " or `make system` as root)."
+)
+
+
+@dataclass(frozen=True)
+class Node:
+    number: int
+    port: int
+    http_port: int
+    interserver_port: int
+    daemon: Daemon
+
+    @property
+    def pid(self) -> int | None:
+        return self.daemon.pid()
+
+    def url(self, database: str = "samt124") -> str:
+        return f"clickhouse://default:@127.0.0.1:{self.port}/{database}"
+
+
+def root(settings: Settings) -> Path:
+    return settings.home.resolve() / "clickhouse-cluster"
+
+
+def nodes(settings: Settings) -> list[Node]:
+    base = root(settings)
+    return [
+        Node(
+            number,
+            settings.local_clickhouse_port + 10 * (number - 1),
+            settings.local_clickhouse_http_port + 10 * (number - 1),
+            settings.local_clickhouse_port + 10 * (number - 1) + 9,
+            Daemon(f"clickhouse-{number}", base / f"node-{number}", marker="clickhouse"),
+        )
+        for number in range(1, settings.local_clickhouse_replicas + 1)
+    ]
+
+
+def known_nodes(settings: Settings) -> list[Node]:
+    made = root(settings) / "nodes"
+    if not made.exists():
+        return []
+    count = int(made.read_text().strip())
+    return nodes(settings.model_copy(update={"local_clickhouse_replicas": count}))
+
+
+def zookeeper(settings: Settings) -> Daemon:
+    return Daemon("zookeeper", root(settings) / "zookeeper", marker="ZooKeeperServerMain")
+
+
+def install_zookeeper() -> None:
+    if ZOOKEEPER_JAR.exists():
+        return
+    apt = shutil.which("apt-get")
+    if apt is None or os.geteuid() != 0:
+        raise LocalServiceError(NO_ZOOKEEPER)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    print("installing Debian's zookeeper package ...", flush=True)
+    command = [apt, "install", "-y", "-q", "--no-install-recommends", "zookeeper"]
+    if subprocess.run(command, env=env, capture_output=True, check=False).returncode != 0:
+        subprocess.run([apt, "update", "-q"], env=env, capture_output=True, check=False)
+        subprocess.run(command, env=env, capture_output=True, check=False)
+    if not ZOOKEEPER_JAR.exists():
+        raise LocalServiceError(NO_ZOOKEEPER)
+
+
+def zookeeper_answers(port: int) -> bool:
+    """True when ZooKeeper answers ``ruok`` with ``imok``."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2.0) as sock:
+            sock.sendall(b"ruok")
+            return sock.recv(16) == b"imok"
+    except OSError:
+        return False
+
+
+def _zookeeper_up(settings: Settings) -> None:
+    daemon = zookeeper(settings)
+    port = settings.local_zookeeper_port
+    process = None
+    if daemon.pid() is None:
+        install_zookeeper()
+        java = require_tool("java", NO_ZOOKEEPER)
+        data = daemon.directory / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        config = daemon.directory / "zoo.cfg"
+        config.write_text(
+            "\n".join(
+                [
+                    "tickTime=2000",
+                    f"dataDir={data}",
+                    f"clientPort={port}",
+                    "clientPortAddress=127.0.0.1",
+                    "admin.enableServer=false",
+                    "4lw.commands.whitelist=ruok,srvr",
+                    "maxClientCnxns=0",
+                    "",
+                ]
+            )
+        )
+        process = daemon.start(
+            [
+                java,
+                "-Xmx256m",
+                "-cp",
+                str(ZOOKEEPER_JAR),
+                "org.apache.zookeeper.server.ZooKeeperServerMain",
+                str(config),
+            ]
+        )
+    daemon.wait_ready(lambda: zookeeper_answers(port), 60.0, process)
+
+
+def _config(settings: Settings, node: Node, every: list[Node]) -> Path:
+    directory = node.daemon.directory
+    data = directory / "data"
+    for sub in ("tmp", "user_files", "format_schemas"):
+        (data / sub).mkdir(parents=True, exist_ok=True)
+    (directory / "logs").mkdir(exist_ok=True)
+    replicas = "".join(
+        f"<replica><host>127.0.0.1</host><port>{other.port}</port></replica>" for other in every
+    )
+    cluster = (
+        f"  <remote_servers><{CLUSTER}><shard><internal_replication>true</internal_replication>"
+        f"{replicas}</shard></{CLUSTER}></remote_servers>\n"
+        f"  <zookeeper><node><host>127.0.0.1</host><port>{settings.local_zookeeper_port}</port>"
+        "</node><session_timeout_ms>10000</session_timeout_ms></zookeeper>\n"
+        f"  <macros><shard>01</shard><replica>node-{node.number}</replica></macros>\n"
+        f"  <interserver_http_port>{node.interserver_port}</interserver_http_port>\n"
+        "  <interserver_http_host>127.0.0.1</interserver_http_host>\n"
+        "  <distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>\n"
+    )
+    templates = resources.files("devtools.local").joinpath("templates")
+    config = directory / "config.xml"
+    config.write_text(
+        templates.joinpath("clickhouse-config.xml")
+        .read_text()
+        .replace("@PORT@", str(node.port))
+        .replace("@HTTP_PORT@", str(node.http_port))
+        .replace("@SECURE@", cluster)
+        .replace("@DATA@", str(data))
+        .replace("@LOGS@", str(directory / "logs"))
+    )
+    (directory / "users.xml").write_text(templates.joinpath("clickhouse-users.xml").read_text())
+    return config
+
+
+def _start(settings: Settings, node: Node, every: list[Node]) -> subprocess.Popen[bytes] | None:
+    if node.daemon.pid() is not None:
+        return None
+    server = clickhouse.install()
+    config = _config(settings, node, every)
+    return node.daemon.start([server, f"--config-file={config}"])
+
+
+def up(settings: Settings, timeout: float = 120.0) -> list[Node]:
+    """Start ZooKeeper and every server (or find them running); wait until each answers."""
+    every = nodes(settings)
+    base = root(settings)
+    with file_lock(base / ".lock"):
+        made = base / "nodes"
+        if made.exists() and int(made.read_text().strip()) != len(every):
+            raise LocalServiceError(
+                f"the local ClickHouse cluster in {base} was made with"
+                f" {made.read_text().strip()} servers, not {len(every)}: `samt124 local down`"
+                f" and remove {base} to make another"
+            )
+        _zookeeper_up(settings)
+        made.write_text(str(len(every)))
+        for node in every:
+            process = _start(settings, node, every)
+
+            def ready(port: int = node.port) -> bool:
+                return clickhouse.answers(port)
+
+            node.daemon.wait_ready(ready, timeout, process)
+    return every
+
+
+def start_node(settings: Settings, node: Node, timeout: float = 120.0) -> None:
+    """Start one server again (after it was stopped or killed); wait until it answers."""
+    every = known_nodes(settings) or nodes(settings)
+    process = _start(settings, node, every)
+    node.daemon.wait_ready(lambda: clickhouse.answers(node.port), timeout, process)
+
+
+def down(settings: Settings) -> list[str]:
+    """Stop the servers, then ZooKeeper; the names of what was stopped."""
+    stopped = [f"clickhouse-{n.number}" for n in known_nodes(settings) if n.daemon.stop()]
+    if zookeeper(settings).stop():
+        stopped.append("zookeeper")
+    return stopped
