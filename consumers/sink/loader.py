@@ -33,17 +33,20 @@ from kafka.errors import KafkaError
 
 from consumers.clickhouse.engine import Engine, EngineError, connect
 from consumers.sink.rows import (
+    DEADLINE_COLUMNS,
     ERROR_COLUMNS,
     EVENT_COLUMNS,
     SLA_COLUMNS,
     Position,
     Row,
+    deadline_rows,
     error_row,
     event_row,
     is_sla,
     sla_row,
 )
 from samt124.contract.wire import DecodeError, decode
+from samt124.domain.events import SlaDeadlinesSet
 from samt124.kafka.topics import Topics
 from samt124.settings import Settings
 
@@ -72,6 +75,7 @@ class Batch:
     errors: list[Row]
     next_offsets: dict[tuple[str, int], int]  # (topic, partition) -> offset after the last
     token: str
+    deadlines: list[Row] = field(default_factory=list)  # sla_deadlines: three per fact
 
 
 @dataclass
@@ -113,6 +117,7 @@ def build_batch(
     events: list[Row] = []
     sla: list[Row] = []
     errors: list[Row] = []
+    deadlines: list[Row] = []
     next_offsets: dict[tuple[str, int], int] = {}
     for message in messages:
         position = message.position
@@ -135,10 +140,13 @@ def build_batch(
             if topics.is_province(position.topic)
             else ""
         )
+        if isinstance(event, SlaDeadlinesSet):
+            deadlines.extend(deadline_rows(event, ingested_at))
+            continue
         events.append(event_row(event, position, topic_province, ingested_at, pii_key))
         if is_sla(event):
             sla.append(sla_row(event, ingested_at))  # type: ignore[arg-type]
-    return Batch(events, sla, errors, next_offsets, batch_token(messages))
+    return Batch(events, sla, errors, next_offsets, batch_token(messages), deadlines)
 
 
 def store(engine: Engine, batch: Batch) -> None:
@@ -146,6 +154,7 @@ def store(engine: Engine, batch: Batch) -> None:
     engine.insert("events", EVENT_COLUMNS, batch.events, f"events:{batch.token}")
     engine.insert("sla_events", SLA_COLUMNS, batch.sla, f"sla:{batch.token}")
     engine.insert("sink_errors", ERROR_COLUMNS, batch.errors, f"errors:{batch.token}")
+    engine.insert("sla_deadlines", DEADLINE_COLUMNS, batch.deadlines, f"deadlines:{batch.token}")
 
 
 class _Stopped(Exception):
