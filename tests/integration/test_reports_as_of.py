@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 import time as clock_time
@@ -612,8 +613,9 @@ def compare_at(url: str, events: list[Event], as_of: datetime) -> dict[str, int]
     got_moved = {(r["ended_at_kind"], r["ended_in_province"]): r["transferred"] for r in rereferral}
     assert got_moved == dict(want_moved)
 
-    # the demo's headline, built from these reports
-    figures = html_report.headline(html_report.ReportData(generated_at=as_of, reports=tables))
+    # the demo's headline and HTML report, built from these reports
+    data = html_report.ReportData(generated_at=as_of, reports=tables)
+    figures = html_report.headline(data)
     open_requests = [r for r in requests.values() if r.open]
     res = [
         found
@@ -630,6 +632,13 @@ def compare_at(url: str, events: list[Event], as_of: datetime) -> dict[str, int]
     assert figures.past_resolution == len(res)
     assert figures.past_first_response == len(first)
     assert figures.requests == len(requests)
+    text = html_report.headline_text(data)
+    assert f"  {len(res):,} past their resolution deadline (" in text
+    assert f"  {len(first):,} past their first-response deadline without a response" in text
+    page = html_report.build_html(data)
+    for number, label in ((len(res), "resolution"), (len(first), "first-response")):
+        card = rf"<b>{number:,}</b><span[^>]*>[^<]*</span><br><span>open past {label} deadline<"
+        assert re.search(card, page), label
     if res:
         worst = max(w for w, _ in res) / HOUR
         assert figures.resolution_max_overdue_working_hours == pytest.approx(worst, abs=0.051)
