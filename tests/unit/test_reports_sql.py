@@ -22,6 +22,7 @@ from consumers.analytics.reports import (
     volume_sql,
     week_label,
 )
+from samt124.arguments import as_of
 from samt124.commands.consumers import render
 from samt124.domain.calendar import Calendar, always_open, parse_config
 
@@ -176,3 +177,19 @@ def test_since_is_a_tehran_day_in_either_calendar() -> None:
 )
 def test_render(fmt: str, expected: str) -> None:
     assert render(["a", "b"], [(1, "x")], fmt) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "instant"),
+    [
+        ("2026-11-29T08:00", datetime(2026, 11, 29, 4, 30, tzinfo=UTC)),
+        ("2026-11-29T04:30Z", datetime(2026, 11, 29, 4, 30, tzinfo=UTC)),
+        ("1405-09-08 08:00", datetime(2026, 11, 29, 4, 30, tzinfo=UTC)),
+        ("1405-09-08T08:00:30", datetime(2026, 11, 29, 4, 30, 30, tzinfo=UTC)),
+        ("1405-09-08", datetime(2026, 11, 28, 20, 30, tzinfo=UTC)),
+    ],
+)
+def test_as_of_is_iso_8601_or_a_jalali_date_and_time_in_tehran(
+    text: str, instant: datetime
+) -> None:
+    assert as_of(text) == instant
