@@ -246,20 +246,6 @@ def fold(events: list[Event]) -> dict[str, Request]:
     return requests
 
 
-def is_open(request: Request) -> bool:
-    return request.status[1] not in ("RequestResolved", "RequestClosed")
-
-
-def is_late(request: Request) -> bool:
-    """A resolution breach in the request's current cycle: 1, plus one per reopening and per
-    transfer into or out of SAMT's remit."""
-    return current_cycle(request) in request.resolution_breach_cycles
-
-
-def current_cycle(request: Request) -> int:
-    return 1 + request.reopens + request.crossings
-
-
 def calendar(events: list[Event], *, with_closures: bool = True) -> Calendar:
     found = Calendar(load_config())
     for event in events:
