@@ -491,7 +491,8 @@ class Demo:
         from consumers.analytics import reports
         from consumers.clickhouse.engine import EngineError, opened
 
-        params = reports.ReportParams()
+        as_of = datetime.now(UTC)  # every figure at one instant
+        params = reports.ReportParams(as_of=as_of)
         tables: dict[str, html_report.Table] = {}
         try:
             with opened(self.settings.clickhouse, readonly=True, lock_timeout=120) as engine:
@@ -506,7 +507,7 @@ class Demo:
             raise DemoError(f"reading the reports failed: {error}") from error
         requests, first, last = (int(value) for value in span[0]) if span else (0, 0, 0)
         return html_report.ReportData(
-            generated_at=datetime.now(UTC),
+            generated_at=as_of,
             reports=tables,
             published=published,
             publish_seconds=seconds,

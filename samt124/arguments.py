@@ -153,3 +153,27 @@ def day(text: str, calendar: str) -> datetime:
         return start_of_day(found)
     except (ValueError, OverflowError):
         raise Problem(f"{text} is outside the range of dates samt124 can handle") from None
+
+
+def as_of(text: str) -> datetime:
+    """An instant: ISO 8601 (``2026-11-29T08:00``, ``2026-11-29T04:30Z``, a date alone is its
+    start), or a Jalali date and time (``1405-09-08 08:00``, ``1405-09-08T08:00``, ``1405-09-08``),
+    told apart by the year (Jalali before 1700); Tehran time when it has no offset."""
+    cleaned = text.strip()
+    head = cleaned[:4]
+    if not (head.isdecimal() and int(head) < 1700):
+        return instant(cleaned)
+    day_part, _, time_part = cleaned.replace("T", " ", 1).partition(" ")
+    start = day(day_part, "jalali")
+    if not time_part:
+        return start
+    try:
+        clock = datetime.strptime(
+            time_part.strip(), "%H:%M:%S" if time_part.count(":") == 2 else "%H:%M"
+        )
+    except ValueError:
+        raise Problem(
+            f"{text!r}: expected a Jalali date and time as 1405-09-08 08:00, or ISO 8601"
+        ) from None
+    local = start.astimezone(TEHRAN)
+    return datetime.combine(local.date(), clock.time(), TEHRAN)

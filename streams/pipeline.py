@@ -16,7 +16,14 @@ from datetime import UTC, datetime
 
 from samt124.contract import wire
 from samt124.domain.calendar import Calendar, Closure, load_config
-from samt124.domain.events import SLA_EVENT_TYPES, Event, OfficeClosureAnnounced, event_type
+from samt124.domain.events import (
+    DERIVED_EVENT_TYPES,
+    SLA_EVENT_TYPES,
+    Event,
+    OfficeClosureAnnounced,
+    SlaDeadlinesSet,
+    event_type,
+)
 from samt124.domain.lifecycle import (
     Context,
     RequestState,
@@ -135,7 +142,7 @@ class Pipeline:
         if errors:
             reason = "invalid " + event_type(event) + ": " + "; ".join(map(str, errors))
             return self._dead(key, raw, headers, where, wall, reason)
-        if event_type(event) in SLA_EVENT_TYPES:
+        if event_type(event) in DERIVED_EVENT_TYPES:
             reason = f"{event_type(event)} is published by samt124 itself, not on intake"
             return self._dead(key, raw, headers, where, wall, reason)
         if key is not None and key != wire.key(event):
@@ -160,9 +167,11 @@ class Pipeline:
             return Step(state=decision.state, duplicate=True, event=event)
         province = self.topics.province(decision.state.province)
         facts = [f for f in decision.outputs if _is_sla(f) and f.event_id not in self.sent_facts]
-        outgoing = (
-            *(self._publish(fact, province) for fact in decision.outputs if not _is_sla(fact)),
+        derived = [fact for fact in decision.outputs if not _is_sla(fact)]
+        outgoing = (  # a referral before the event, where the clocks stand after it
+            *(self._publish(f, province) for f in derived if not isinstance(f, SlaDeadlinesSet)),
             Outgoing(province, key, raw, headers),
+            *(self._publish(f, province) for f in derived if isinstance(f, SlaDeadlinesSet)),
             *(self._publish(fact, province) for fact in facts),
         )
         due = self.next_due(decision.state)

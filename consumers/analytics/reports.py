@@ -28,10 +28,10 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from itertools import pairwise
 from typing import Any, Literal
 
 from consumers.analytics import dead_letters
+from consumers.analytics.clocks import CLOCKS, ClockAt, as_of_ms, deadlines_sql, fold
 from consumers.clickhouse.engine import Engine, quote
 from samt124.domain.calendar import Calendar, CalendarConfig, Closure, load_config
 from samt124.domain.lifecycle import in_remit
@@ -143,23 +143,25 @@ def holder_at(holders: Iterable[tuple[int, str]], at_ms: int, fallback: str) -> 
     return max(held)[1] if held else fallback
 
 
-def closures_sql(db: str) -> str:
-    """Every announced office closure (the payload is JSON as :func:`consumers.sink.rows.payload`
-    writes it; the pattern also accepts a space after the colon)."""
+def closures_sql(db: str, as_of: datetime | None = None) -> str:
+    """Every office closure announced (by ``as_of``, when given; the payload is JSON as
+    :func:`consumers.sink.rows.payload` writes it; the pattern also accepts a space after the
+    colon)."""
+    known = "" if as_of is None else f" AND occurred_ms <= {as_of_ms(as_of)}"
     return f"""
 SELECT
     province,
     extract(payload, '"first_day": *"([0-9-]+)"') AS first_day,
     extract(payload, '"last_day": *"([0-9-]+)"') AS last_day
 FROM {db}.events_unique
-WHERE event_type = 'OfficeClosureAnnounced'
+WHERE event_type = 'OfficeClosureAnnounced'{known}
 ORDER BY province, first_day, last_day"""
 
 
 def business_calendar(engine: Engine, params: ReportParams) -> Calendar:
-    """The shared calendar with every closure announced in the data."""
+    """The shared calendar with every closure announced by ``params.as_of``."""
     closures: dict[str, list[Closure]] = defaultdict(list)
-    for province, first, last in engine.query(closures_sql(engine.database))[1]:
+    for province, first, last in engine.query(closures_sql(engine.database, params.as_of))[1]:
         closure = Closure(str(province), date.fromisoformat(first), date.fromisoformat(last))
         closures[closure.province].append(closure)
     config = params.calendars or load_config()
@@ -198,11 +200,71 @@ def _filters(params: ReportParams, time_column: str, province_column: str = "pro
     return "WHERE " + " AND ".join(clauses)
 
 
+def _known(params: ReportParams) -> str:
+    """The facts known at ``params.as_of``: those that occurred by then."""
+    return f"occurred_ms <= {as_of_ms(params.as_of)}"
+
+
+def requests_sql(db: str, params: ReportParams) -> str:
+    """The ``requests`` view (002_requests_and_aggregates.sql) as it stood at ``params.as_of``:
+    the same fold, over the facts that occurred by then."""
+    return f"""
+    SELECT
+        request_id,
+        minIf(at, kind IN {INTAKE}) AS submitted_at,
+        anyIf(c, kind IN {INTAKE}) AS category,
+        anyIf(ch, kind IN {INTAKE}) AS channel,
+        anyIf(pr, kind IN {INTAKE}) AS priority,
+        anyIf(p, kind IN {INTAKE}) AS submitted_province,
+        argMaxIf(p, ms, kind IN {HOLDERS}) AS referred_province,
+        if(referred_province = '', submitted_province, referred_province) AS province,
+        argMaxIf(b, ms, kind IN {HOLDERS}) AS body_id,
+        argMaxIf(k, ms, kind IN {HOLDERS}) AS body_kind,
+        argMaxIf(rule, ms, kind = 'RequestReferred') AS rule_id,
+        anyIf(jmonth, kind IN {INTAKE}) AS jalali_month,
+        countIf(kind = 'RequestTransferred') AS transfers,
+        countIf(kind = 'RequestResponded') > 0 AS responded,
+        minIf(at, kind = 'RequestResponded') AS first_response_at,
+        countIf(kind = 'RequestResolved') > 0 AS resolved,
+        maxIf(at, kind = 'RequestResolved') AS resolved_at,
+        argMaxIf(
+            kind,
+            ms,
+            kind IN (
+                'RequestSubmitted', 'LetterRegistered', 'RequestResolved', 'RequestClosed',
+                'RequestReopened'
+            )
+        ) AS last_status_event,
+        last_status_event NOT IN ('RequestResolved', 'RequestClosed') AS is_open
+    FROM (
+        SELECT
+            request_id,
+            event_type AS kind,
+            province AS p,
+            body_id AS b,
+            body_kind AS k,
+            category AS c,
+            channel AS ch,
+            priority AS pr,
+            visitParamExtractString(payload, 'rule_id') AS rule,
+            occurred_at AS at,
+            occurred_ms AS ms,
+            jalali_year * 100 + jalali_month AS jmonth
+        FROM {db}.events_unique
+        WHERE event_type NOT IN (
+            'OfficeClosureAnnounced', 'SlaWarning', 'SlaBreached', 'RequestEscalated'
+        ) AND {_known(params)}
+    )
+    GROUP BY request_id
+    HAVING countIf(kind IN {INTAKE}) > 0"""
+
+
 def _requests(db: str, params: ReportParams) -> str:
-    """The requests view, filtered, with the month (YYYYMM) of the chosen calendar."""
+    """The requests as they stood at ``params.as_of``, filtered, with the month (YYYYMM) of the
+    chosen calendar."""
     month = "jalali_month" if params.calendar == "jalali" else "toYYYYMM(submitted_at)"
     return (
-        f"(SELECT *, toUInt32({month}) AS month FROM {db}.requests "
+        f"(SELECT *, toUInt32({month}) AS month FROM ({requests_sql(db, params)}) "
         f"{_filters(params, 'submitted_at')})"
     )
 
@@ -231,100 +293,29 @@ ANY INNER JOIN (
     WHERE event_type IN (
         'RequestSubmitted', 'LetterRegistered', 'RequestResponded', 'RequestResolved',
         'RequestReferred', 'RequestTransferred'
-    )
+    ) AND {_known(params)}
     GROUP BY request_id
 ) AS t USING request_id
 ORDER BY request_id"""
 
 
 def backlog_sql(db: str, params: ReportParams) -> str:
-    """Each open request with what names its clocks' current cycles, and its breach facts.
-
-    Per open request: province, body, whether it has had a first response, its reopenings, the
-    instant (ms) its holder last changed or it was last reopened (the operational clock's
-    current cycle began then), its holders' instants and kinds (for
-    :func:`resolution_cycle`), and the clock, cycle, due instant (s) and instant (ms) of each of
-    its ``SlaBreached`` facts.
-    """
+    """The requests open at ``params.as_of``: id, province and body holding them."""
     return f"""
-SELECT
-    province, body_id, responded, reopens, cycle_ms, holder_ms, holder_kind,
-    b_clock, b_cycle, b_due_s, b_ms
-FROM (
-    SELECT request_id, province, body_id, responded, reopens, cycle_ms, holder_ms, holder_kind
-    FROM (
-        SELECT request_id, province, body_id, responded
-        FROM {_requests(db, params)}
-        WHERE is_open
-    ) AS r
-    ANY LEFT JOIN ({_cycles_sql(db)}) AS o USING request_id
-) AS ro
-ANY LEFT JOIN (
-    SELECT
-        request_id,
-        groupArray(clock) AS b_clock,
-        groupArray(toUInt32(cycle)) AS b_cycle,
-        groupArray(toUInt64(toUnixTimestamp(due_at))) AS b_due_s,
-        groupArray(occurred_ms) AS b_ms
-    FROM {db}.sla_events_unique
-    WHERE event_type = 'SlaBreached'
-    GROUP BY request_id
-) AS b USING request_id
-ORDER BY province, body_id"""
-
-
-def _cycles_sql(db: str) -> str:
-    """Per request: reopenings, the latest reopening or holder change (ms), and its holders."""
-    return f"""
-        SELECT
-            request_id,
-            countIf(event_type = 'RequestReopened') AS reopens,
-            max(occurred_ms) AS cycle_ms,
-            groupArrayIf(occurred_ms, event_type IN {HOLDERS}) AS holder_ms,
-            groupArrayIf(body_kind, event_type IN {HOLDERS}) AS holder_kind
-        FROM {db}.events_unique
-        WHERE event_type IN ('RequestReopened', 'RequestReferred', 'RequestTransferred')
-        GROUP BY request_id"""
-
-
-def resolution_cycle(reopens: int, holder_ms: Sequence[int], holder_kind: Sequence[str]) -> int:
-    """The current cycle of a request's resolution clock, by the transfer rule (README
-    "Transfers"): 1, plus one per reopening, plus one per change of holder that crosses SAMT's
-    remit (to another ministry or back from one)."""
-    kinds = [kind for _, kind in sorted(zip(holder_ms, holder_kind, strict=True))]
-    remit = [in_remit(kind) for kind in kinds]  # type: ignore[arg-type]
-    crossings = sum(1 for before, after in pairwise(remit) if before != after)
-    return 1 + reopens + crossings
+SELECT request_id, province, body_id
+FROM {_requests(db, params)}
+WHERE is_open
+ORDER BY province, body_id, request_id"""
 
 
 def sla_sql(db: str, params: ReportParams) -> str:
-    """Per request, by ``params.by``: whether it is done, has had a response, who held it, its
-    reopenings and its breaches (counted by :func:`sla`)."""
+    """Per request at ``params.as_of``, by ``params.by``: whether it is done, has had a
+    response, and the kind of body holding it (its clocks are judged by :func:`sla`)."""
     dimension = DIMENSIONS[params.by]
     return f"""
-SELECT
-    key, done, responded, body_kind, reopens, holder_ms, holder_kind,
-    first_b, res_b, op_b, res_cycles
-FROM (
-    SELECT request_id, key, done, responded, body_kind, reopens, holder_ms, holder_kind
-    FROM (
-        SELECT request_id, {dimension} AS key, NOT is_open AS done, responded, body_kind
-        FROM {_requests(db, params)}
-    ) AS r
-    ANY LEFT JOIN ({_cycles_sql(db)}) AS o USING request_id
-) AS ro
-ANY LEFT JOIN (
-    SELECT
-        request_id,
-        countIf(clock = 'FIRST_RESPONSE') AS first_b,
-        countIf(clock = 'RESOLUTION') AS res_b,
-        countIf(clock = 'OPERATIONAL') AS op_b,
-        groupArrayIf(toUInt32(cycle), clock = 'RESOLUTION') AS res_cycles
-    FROM {db}.sla_events_unique
-    WHERE event_type = 'SlaBreached'
-    GROUP BY request_id
-) AS b USING request_id
-ORDER BY key"""
+SELECT request_id, {dimension} AS key, NOT is_open AS done, responded, body_kind
+FROM {_requests(db, params)}
+ORDER BY key, request_id"""
 
 
 def volume_sql(db: str, params: ReportParams) -> str:
@@ -351,16 +342,18 @@ GROUP BY ended_at_kind, ended_in_province
 ORDER BY transferred DESC, ended_at_kind, ended_in_province"""
 
 
-def delegation_sql(db: str) -> str:
-    """When delegation began: the submission of the first Alborz request sent to Khaneh Samt."""
+def delegation_sql(db: str, as_of: datetime | None = None) -> str:
+    """When delegation began: the submission of the first Alborz request sent to Khaneh Samt
+    (by ``as_of``, when given)."""
+    known = "" if as_of is None else f" AND occurred_ms <= {as_of_ms(as_of)}"
     return f"""
 SELECT count(), min(occurred_ms)
 FROM {db}.events_unique
-WHERE event_type IN {INTAKE} AND request_id IN (
+WHERE event_type IN {INTAKE}{known} AND request_id IN (
     SELECT request_id
     FROM {db}.events_unique
     WHERE event_type = 'RequestReferred' AND province = {quote(ALBORZ)}
-        AND body_kind = 'KHANEH_SAMT'
+        AND body_kind = 'KHANEH_SAMT'{known}
 )"""
 
 
@@ -373,7 +366,7 @@ def heatmap_sql(db: str, params: ReportParams) -> str:
     return f"""
 SELECT province, toUInt32({year}) AS year, toUInt32({week}) AS week, count() AS breaches
 FROM {db}.sla_events_unique
-{_filters(params, "occurred_at")} AND event_type = 'SlaBreached'
+{_filters(params, "occurred_at")} AND event_type = 'SlaBreached' AND {_known(params)}
 GROUP BY province, year, week
 ORDER BY province, year, week"""
 
@@ -478,57 +471,17 @@ def durations(engine: Engine, params: ReportParams) -> Table:
     return columns, rows
 
 
-# The clocks every report names, in the order reports show them.
-CLOCK_NAMES = (
-    ("FIRST_RESPONSE", "first_response"),
-    ("RESOLUTION", "resolution"),
-    ("OPERATIONAL", "operational"),
-)
-
-
-@dataclass(frozen=True)
-class OpenRequest:
-    """An open request's holder and the deadline each of its clocks has passed (µs; None: not
-    past it)."""
-
-    province: str
-    body_id: str
-    past: dict[str, int | None]
-
-
-def overdue_deadlines(row: Sequence[Any]) -> OpenRequest:
-    """Which deadlines an open request (a :func:`backlog_sql` row) is past, clock by clock.
-
-    * first response: its ``FIRST_RESPONSE`` breach, while the request has had no response;
-    * resolution: the ``RESOLUTION`` breach of its current cycle (:func:`resolution_cycle`);
-    * operational: an ``OPERATIONAL`` breach since its holder last changed or it was reopened
-      (the holder's own target; a new holder starts a new operational cycle).
-
-    Of several breaches of one clock and cycle the latest counts.
-    """
-    province, body_id, responded, reopens, cycle_ms = row[:5]
-    cycle_now = resolution_cycle(int(reopens), [int(ms) for ms in row[5]], list(row[6]))
-    breaches = zip(row[7], row[8], row[9], row[10], strict=True)
-    found: dict[str, tuple[int, int]] = {}  # clock name -> (breach ms, due s)
-    for clock, cycle, due_s, at_ms in breaches:
-        if clock == "FIRST_RESPONSE":
-            current = not int(responded)
-        elif clock == "RESOLUTION":
-            current = int(cycle) == cycle_now
-        else:
-            current = int(at_ms) >= int(cycle_ms)
-        if current and (str(clock) not in found or int(at_ms) >= found[str(clock)][0]):
-            found[str(clock)] = (int(at_ms), int(due_s))
-    past = {
-        name: found[kind][1] * 1_000_000 if kind in found else None for kind, name in CLOCK_NAMES
-    }
-    return OpenRequest(str(province), str(body_id), past)
+def clocks_at(
+    engine: Engine, params: ReportParams, calendar: Calendar
+) -> dict[str, dict[str, ClockAt]]:
+    """Every request's clocks as they stood at ``params.as_of`` (:mod:`.clocks`)."""
+    return fold(engine.query(deadlines_sql(engine.database, params.as_of))[1], calendar)
 
 
 def backlog_columns() -> list[str]:
     """``open_requests``, then per clock: how many are past its deadline and by how much."""
     columns = ["province", "body_id", "open_requests"]
-    for _, name in CLOCK_NAMES:
+    for _, name in CLOCKS:
         columns += [
             f"past_{name}_deadline",
             f"{name}_max_overdue_hours",
@@ -540,35 +493,44 @@ def backlog_columns() -> list[str]:
 
 
 def backlog(engine: Engine, params: ReportParams) -> Table:
-    """Open requests by province and body; per clock, those past its deadline and how overdue.
+    """Open requests at ``params.as_of`` by province and body; per clock, those past its
+    deadline then and how overdue.
 
-    Each clock has its own columns (:data:`CLOCK_NAMES`, :func:`overdue_deadlines`): a request
-    past its first-response deadline is not thereby past its resolution deadline. Overdue counts
-    from the deadline to ``params.as_of``, in clock hours and in working hours of the request's
-    province (its calendar and the closures announced).
+    Each clock has its own columns (:data:`~consumers.analytics.clocks.CLOCKS`): the first
+    response (a request answered is not past it), the resolution of the current cycle and the
+    operational target of the body holding it. Whether a request is past a deadline is computed
+    from its clocks and the instant (:mod:`consumers.analytics.clocks`), not from breach facts;
+    overdue counts from the deadline to ``params.as_of``, in clock hours and in working hours
+    of the request's province.
     """
     calendar = business_calendar(engine, params)
-    as_of_us = to_us(params.as_of)
-    groups: dict[tuple[str, str], list[OpenRequest]] = defaultdict(list)
-    for row in engine.query(backlog_sql(engine.database, params))[1]:
-        request = overdue_deadlines(row)
-        groups[(request.province, request.body_id)].append(request)
+    clocks = clocks_at(engine, params, calendar)
+    at = to_us(params.as_of)
+    groups: dict[tuple[str, str], list[dict[str, tuple[int, int] | None]]] = defaultdict(list)
+    for request_id, province, body_id in engine.query(backlog_sql(engine.database, params))[1]:
+        mine = clocks.get(str(request_id), {})
+        past = {  # a stopped clock (the first response given) is no longer overdue
+            name: (
+                clock.overdue(at, calendar)
+                if (clock := mine.get(name)) and not clock.stopped
+                else None
+            )
+            for _, name in CLOCKS
+        }
+        groups[(str(province), str(body_id))].append(past)
     rows: list[tuple[object, ...]] = []
     for (province, body_id), requests in sorted(groups.items()):
         cells: list[object] = [province, body_id, len(requests)]
-        for _, name in CLOCK_NAMES:
-            due_us = [due for r in requests if (due := r.past[name]) is not None]
-            clock = [max(0, as_of_us - due) / US_PER_HOUR for due in due_us]
-            working = [
-                max(0, calendar.working_us_between(province, due, as_of_us)) / US_PER_HOUR
-                for due in due_us
-            ]
+        for _, name in CLOCKS:
+            over = [found for r in requests if (found := r[name]) is not None]
+            clock_h = [c / US_PER_HOUR for _, c in over]
+            working_h = [w / US_PER_HOUR for w, _ in over]
             cells += [
-                len(due_us),
-                _rounded(max(clock, default=0.0)),
-                _rounded(sum(clock) / len(clock) if clock else 0.0),
-                _rounded(max(working, default=0.0)),
-                _rounded(sum(working) / len(working) if working else 0.0),
+                len(over),
+                _rounded(max(clock_h, default=0.0)),
+                _rounded(sum(clock_h) / len(clock_h) if clock_h else 0.0),
+                _rounded(max(working_h, default=0.0)),
+                _rounded(sum(working_h) / len(working_h) if working_h else 0.0),
             ]
         rows.append(tuple(cells))
     return backlog_columns(), rows
@@ -578,9 +540,10 @@ def _rounded(hours: float) -> float:
     return round(hours, 1)
 
 
-def delegation_start(engine: Engine) -> datetime | None:
-    """The instant delegation to Khaneh Samt began in Alborz (None: not in the data)."""
-    [(count, first_ms)] = engine.query(delegation_sql(engine.database))[1]
+def delegation_start(engine: Engine, as_of: datetime | None = None) -> datetime | None:
+    """The instant delegation to Khaneh Samt began in Alborz (None: not in the data by
+    ``as_of``)."""
+    [(count, first_ms)] = engine.query(delegation_sql(engine.database, as_of))[1]
     if not int(count):
         return None
     return datetime.fromtimestamp(int(first_ms) / 1000, UTC)
@@ -593,7 +556,7 @@ def alborz(engine: Engine, params: ReportParams) -> Table:
     KHANEH_SAMT body (none: every request counts as before); requests submitted from that
     instant on count as after. Resolution times are working hours.
     """
-    start = delegation_start(engine)
+    start = delegation_start(engine, params.as_of)
     start_ms = int(start.timestamp() * 1000) if start is not None else None
     groups: dict[tuple[str, str], list[Timing]] = defaultdict(list)
     for timing in timings(engine, params):
@@ -653,26 +616,36 @@ def _percent(part: int, whole: int) -> float:
 
 
 def sla(engine: Engine, params: ReportParams) -> Table:
-    """Each clock's on-time figures in their own named columns, by ``params.by``.
+    """Each clock's on-time figures at ``params.as_of`` in their own named columns, by
+    ``params.by``, computed from the requests' clocks and that instant (not from breach facts).
 
-    Resolution: a request is late (``late_resolution``) when a RESOLUTION breach of its current
-    cycle exists (:func:`resolution_cycle`: a reopening and a transfer across SAMT's remit start
-    a new one), resolved on time when it is resolved or closed without one, and neither
-    (``open_within_resolution``) while open without one; the on-time rate is on time / (on time
-    + late). ``resolution_on_time_percent_in_remit`` is the same rate over the requests held
-    within SAMT's remit only (``out_of_remit_requests``, held by another ministry, are judged by
-    that ministry's policy and left out of it).
+    Resolution: a request is late (``late_resolution``) when the current cycle of its resolution
+    clock (README "Transfers": a reopening and a transfer across SAMT's remit start a new one)
+    reached its target, resolved on time when it is resolved or closed before that, and neither
+    (``open_within_resolution``) while open within it; the on-time rate is on time / (on time +
+    late). ``resolution_on_time_percent_in_remit`` is the same rate over the requests held within
+    SAMT's remit only (``out_of_remit_requests``, held by another ministry, are judged by that
+    ministry's policy and left out of it).
 
-    First response: late (``late_first_response``) when its clock breached (answered late or not
-    yet), on time when answered without a breach; the rate is on time / (on time + late).
+    First response: late (``late_first_response``) when its clock reached its target (answered
+    late or not yet), on time when answered before; the rate is on time / (on time + late).
+    ``*_breaches``: requests whose current cycle of that clock is past its target.
     """
+    calendar = business_calendar(engine, params)
+    clocks = clocks_at(engine, params, calendar)
+    at = to_us(params.as_of)
     groups: dict[Any, list[int]] = defaultdict(lambda: [0] * 14)
-    for row in engine.query(sla_sql(engine.database, params))[1]:
-        key, done, responded, body_kind, reopens, holder_ms, holder_kind = row[:7]
-        first_b, res_b, op_b, res_cycles = int(row[7]), int(row[8]), int(row[9]), row[10]
-        cycle = resolution_cycle(int(reopens), [int(ms) for ms in holder_ms], list(holder_kind))
-        late = cycle in {int(c) for c in res_cycles}
-        done, responded = bool(int(done)), bool(int(responded))
+    for request_id, key, done_, responded_, body_kind in engine.query(
+        sla_sql(engine.database, params)
+    )[1]:
+        mine = clocks.get(str(request_id), {})
+
+        def past(name: str, mine: dict[str, ClockAt] = mine) -> bool:
+            clock = mine.get(name)
+            return clock is not None and clock.overdue(at, calendar) is not None
+
+        late, first_late, op_late = past("resolution"), past("first_response"), past("operational")
+        done, responded = bool(int(done_)), bool(int(responded_))
         remit = in_remit(str(body_kind)) if body_kind else True  # type: ignore[arg-type]
         counts = groups[key]
         for index, add in enumerate(
@@ -686,11 +659,11 @@ def sla(engine: Engine, params: ReportParams) -> Table:
                 remit and done and not late,
                 remit and late,
                 responded,
-                responded and not first_b,
-                first_b > 0,
-                first_b,
-                res_b,
-                op_b,
+                responded and not first_late,
+                first_late,
+                first_late,
+                late,
+                op_late,
             )
         ):
             counts[index] += int(add)

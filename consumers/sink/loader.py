@@ -38,17 +38,20 @@ from consumers.clickhouse.engine import Engine, EngineError, connect
 from consumers.sink.dead_letters import DEAD_LETTER_COLUMNS, dead_letter_row
 from consumers.sink.metrics import SinkMetrics
 from consumers.sink.rows import (
+    DEADLINE_COLUMNS,
     ERROR_COLUMNS,
     EVENT_COLUMNS,
     SLA_COLUMNS,
     Position,
     Row,
+    deadline_rows,
     error_row,
     event_row,
     is_sla,
     sla_row,
 )
 from samt124.contract.wire import DecodeError, decode
+from samt124.domain.events import SlaDeadlinesSet
 from samt124.kafka.topics import Topics
 from samt124.settings import Settings
 
@@ -82,6 +85,7 @@ class Batch:
     next_offsets: dict[tuple[str, int], int]  # (topic, partition) -> offset after the last
     token: str
     dead_letters: list[Row] = field(default_factory=list)
+    deadlines: list[Row] = field(default_factory=list)  # sla_deadlines: three per fact
 
 
 @dataclass
@@ -93,6 +97,7 @@ class SinkStats:
     batches: int = 0
     retries: int = 0
     dead_letters: int = 0
+    deadlines: int = 0
     started: float = field(default_factory=time.monotonic)
 
 
@@ -125,6 +130,7 @@ def build_batch(
     sla: list[Row] = []
     errors: list[Row] = []
     dead: list[Row] = []
+    deadlines: list[Row] = []
     next_offsets: dict[tuple[str, int], int] = {}
     for message in messages:
         position = message.position
@@ -155,10 +161,15 @@ def build_batch(
             if topics.is_province(position.topic)
             else ""
         )
+        if isinstance(event, SlaDeadlinesSet):
+            deadlines.extend(deadline_rows(event, ingested_at))
+            continue
         events.append(event_row(event, position, topic_province, ingested_at, pii_key))
         if is_sla(event):
             sla.append(sla_row(event, ingested_at))  # type: ignore[arg-type]
-    return Batch(events, sla, errors, next_offsets, batch_token(messages), dead)
+    return Batch(
+        events, sla, errors, next_offsets, batch_token(messages), dead_letters=dead, deadlines=deadlines
+    )
 
 
 def store(engine: Engine, batch: Batch) -> None:
@@ -167,6 +178,7 @@ def store(engine: Engine, batch: Batch) -> None:
     engine.insert("sla_events", SLA_COLUMNS, batch.sla, f"sla:{batch.token}")
     engine.insert("sink_errors", ERROR_COLUMNS, batch.errors, f"errors:{batch.token}")
     engine.insert("dead_letters", DEAD_LETTER_COLUMNS, batch.dead_letters, f"dlq:{batch.token}")
+    engine.insert("sla_deadlines", DEADLINE_COLUMNS, batch.deadlines, f"deadlines:{batch.token}")
 
 
 def _message(record: Any, topics: Topics) -> Message:
@@ -308,6 +320,7 @@ class Sink:
         self.stats.sla_events += len(batch.sla)
         self.stats.errors += len(batch.errors)
         self.stats.dead_letters += len(batch.dead_letters)
+        self.stats.deadlines += len(batch.deadlines)
         self.stats.batches += 1
         self.metrics.batch_size.observe(len(messages))
         self.metrics.last_batch = time.time()

@@ -60,6 +60,7 @@ class SinkMetrics(Collector):
             ("sla_events", stats.sla_events),
             ("sink_errors", stats.errors),
             ("dead_letters", stats.dead_letters),
+            ("sla_deadlines", stats.deadlines),
         ):
             rows.add_metric([table], count)
         yield rows

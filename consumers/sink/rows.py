@@ -23,6 +23,7 @@ from samt124.domain.events import (
     RequestSubmitted,
     RequestTransferred,
     SlaBreached,
+    SlaDeadlinesSet,
     SlaWarning,
     event_type,
     to_record,
@@ -76,6 +77,27 @@ SLA_COLUMNS = (
     "jalali_year",
     "jalali_month",
     "jalali_week",
+)
+DEADLINE_COLUMNS = (
+    "event_id",
+    "request_id",
+    "clock",
+    "cycle",
+    "policy_id",
+    "target_us",
+    "elapsed_us",
+    "running",
+    "running_since_ms",
+    "stopped",
+    "due_ms",
+    "province",
+    "body_id",
+    "body_kind",
+    "status",
+    "policy_version",
+    "occurred_at",
+    "occurred_ms",
+    "ingested_at",
 )
 ERROR_COLUMNS = ("topic", "partition", "offset", "reason", "raw_hex", "ingested_at")
 
@@ -182,6 +204,49 @@ def sla_row(event: SlaEvent, ingested_at: datetime) -> Row:
         day.month,
         day.week,
     )
+
+
+_DEADLINE_CLOCKS = (
+    ("FIRST_RESPONSE", "first_response"),
+    ("RESOLUTION", "resolution"),
+    ("OPERATIONAL", "operational"),
+)
+
+
+def deadline_rows(event: SlaDeadlinesSet, ingested_at: datetime) -> list[Row]:
+    """The ``sla_deadlines`` rows of a deadlines fact, one per clock the request has (columns:
+    :data:`DEADLINE_COLUMNS`; instants in epoch milliseconds, 0 when there is none)."""
+    rows: list[Row] = []
+    for clock, prefix in _DEADLINE_CLOCKS:
+        cycle = getattr(event, f"{prefix}_cycle")
+        if not cycle:
+            continue
+        since: datetime | None = getattr(event, f"{prefix}_running_since")
+        due: datetime | None = getattr(event, f"{prefix}_due_at")
+        rows.append(
+            (
+                event.event_id,
+                event.request_id,
+                clock,
+                cycle,
+                getattr(event, f"{prefix}_policy_id"),
+                getattr(event, f"{prefix}_target_us"),
+                getattr(event, f"{prefix}_elapsed_us"),
+                int(since is not None),
+                epoch_ms(since) if since is not None else 0,
+                int(bool(getattr(event, f"{prefix}_stopped"))),
+                epoch_ms(due) if due is not None else 0,
+                event.province,
+                event.body_id,
+                event.body_kind,
+                event.status,
+                event.policy_version,
+                event.occurred_at,
+                epoch_ms(event.occurred_at),
+                ingested_at,
+            )
+        )
+    return rows
 
 
 def error_row(position: Position, reason: str, raw: bytes, ingested_at: datetime) -> Row:

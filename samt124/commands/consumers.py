@@ -9,12 +9,14 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from consumers.analytics import reports
 from consumers.clickhouse.engine import EngineError, opened
 from consumers.clickhouse.migrations import migrate
 from samt124 import arguments, metrics, reach
+from samt124.domain.calendar import load_config
 from samt124.errors import CommandError, CommandFailed
 from samt124.settings import Settings
 
@@ -107,6 +109,8 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         calendar=args.calendar,
         provinces=tuple(args.province or ()),
         since=since,
+        as_of=args.as_of or datetime.now(UTC),
+        calendars=load_config(settings.calendars) if settings.calendars else None,
         by=args.by,
         with_gregorian=args.with_gregorian,
     )
@@ -207,6 +211,13 @@ def register(commands: Any) -> None:
         help="ISO code, e.g. IR-30 (repeatable)",
     )
     report.add_argument("--since", help="YYYY-MM-DD in the chosen calendar (Tehran days)")
+    report.add_argument(
+        "--as-of",
+        type=arguments.as_of,
+        metavar="INSTANT",
+        help="the figures as they stood at this instant, from the facts that occurred by then: "
+        "ISO 8601 or a Jalali date and time, Tehran time without an offset (default: now)",
+    )
     report.add_argument(
         "--by",
         choices=sorted(reports.DIMENSIONS),

@@ -12,7 +12,7 @@ import dataclasses
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, NewType, TypeAlias
 
 Channel = Literal["PHONE_124", "WEB_PORTAL", "SAMTEMA_APP", "SMS", "IN_PERSON", "SECRETARIAT"]
 Priority = Literal["LOW", "NORMAL", "HIGH", "URGENT"]
@@ -28,6 +28,7 @@ Outcome = Literal[
 ]
 SlaClock = Literal["FIRST_RESPONSE", "RESOLUTION", "OPERATIONAL"]
 EscalationLevel = Literal["PROVINCE", "MINISTRY"]
+Long = NewType("Long", int)  # an Avro long (a plain int is an Avro int)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -193,6 +194,48 @@ class RequestEscalated(Envelope):
     policy_version: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class SlaDeadlinesSet(Envelope):
+    """Where a request's SLA clocks stand after a fact that moved them (samt124 derives it).
+
+    Published by the worker on the request's province topic whenever a fact starts, pauses,
+    resumes, stops, hands over or restarts a clock (``causation_id`` names that fact, and
+    ``occurred_at`` is its time), so that a report can tell at any instant which requests are
+    past which deadline without waiting for a breach to be published. Per clock: the cycle
+    (0: the request has no such clock), the policy and its target in working microseconds (0:
+    no target), the working time banked before ``*_running_since`` (null while paused or once
+    stopped), whether it stopped, and the deadline the worker computed (running clocks only;
+    an office closure announced later moves it: reports recompute it from the banked time).
+    """
+
+    province: str
+    body_id: str
+    body_kind: BodyKind
+    status: str
+    policy_version: str
+    first_response_cycle: int
+    first_response_policy_id: str
+    first_response_target_us: Long
+    first_response_elapsed_us: Long
+    first_response_running_since: datetime | None = None
+    first_response_stopped: bool
+    first_response_due_at: datetime | None = None
+    resolution_cycle: int
+    resolution_policy_id: str
+    resolution_target_us: Long
+    resolution_elapsed_us: Long
+    resolution_running_since: datetime | None = None
+    resolution_stopped: bool
+    resolution_due_at: datetime | None = None
+    operational_cycle: int
+    operational_policy_id: str
+    operational_target_us: Long
+    operational_elapsed_us: Long
+    operational_running_since: datetime | None = None
+    operational_stopped: bool
+    operational_due_at: datetime | None = None
+
+
 Event: TypeAlias = (
     RequestSubmitted
     | LetterRegistered
@@ -209,6 +252,7 @@ Event: TypeAlias = (
     | SlaWarning
     | SlaBreached
     | RequestEscalated
+    | SlaDeadlinesSet
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -229,6 +273,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         SlaWarning,
         SlaBreached,
         RequestEscalated,
+        SlaDeadlinesSet,
     )
 }
 
@@ -237,6 +282,8 @@ _FIELD_NAMES = {
 }
 
 SLA_EVENT_TYPES = frozenset({"SlaWarning", "SlaBreached", "RequestEscalated"})
+# Facts only samt124 publishes: refused on intake.
+DERIVED_EVENT_TYPES = SLA_EVENT_TYPES | {"SlaDeadlinesSet"}
 
 
 DERIVED_ID_NAMESPACE = uuid.UUID("47ce596b-1c27-456a-8b00-40fb5d06a230")
@@ -276,6 +323,7 @@ def replace(event: Event, **changes: Any) -> Event:
 
 
 __all__ = [
+    "DERIVED_EVENT_TYPES",
     "DERIVED_ID_NAMESPACE",
     "EVENT_TYPES",
     "SLA_EVENT_TYPES",
@@ -285,6 +333,7 @@ __all__ = [
     "Envelope",
     "Event",
     "LetterRegistered",
+    "Long",
     "OfficeClosureAnnounced",
     "Outcome",
     "Priority",
@@ -300,6 +349,7 @@ __all__ = [
     "RequestTransferred",
     "Requester",
     "SlaBreached",
+    "SlaDeadlinesSet",
     "SlaWarning",
     "derived_id",
     "event_type",

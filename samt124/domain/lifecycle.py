@@ -42,6 +42,7 @@ from samt124.domain.events import (
     RequestTransferred,
     SlaBreached,
     SlaClock,
+    SlaDeadlinesSet,
     SlaWarning,
     derived_id,
 )
@@ -222,8 +223,12 @@ def decide(state: RequestState | None, event: Event, ctx: Context) -> Decision:
     due = due_sla_facts(state, event.occurred_at, ctx.calendar, ctx.policies, recorded_at=ctx.now)
     for fact in due:
         state = _mark(state, fact)
+    before = state
     state = _apply(state, event, to_us(event.occurred_at), ctx)
-    return Decision(_remember(state, event.event_id, *(f.event_id for f in due)), due)
+    outputs: tuple[Event, ...] = due
+    if _moved(before, state):
+        outputs = (*due, deadlines_fact(state, event, ctx))
+    return Decision(_remember(state, event.event_id, *(f.event_id for f in due)), outputs)
 
 
 def closure_of(event: OfficeClosureAnnounced) -> Closure:
@@ -327,7 +332,7 @@ def _open(event: RequestSubmitted | LetterRegistered, ctx: Context) -> Decision:
         ),
         seen=(event.event_id, referral.event_id),
     )
-    return Decision(state, (referral,))
+    return Decision(state, (referral, deadlines_fact(state, event, ctx)))
 
 
 def _apply(state: RequestState, event: Event, at: int, ctx: Context) -> RequestState:
@@ -470,3 +475,58 @@ def _fact(
         return SlaBreached(**common, due_at=from_us(due))
     assert point.level is not None
     return RequestEscalated(**common, level=point.level)
+
+
+# -- deadlines ------------------------------------------------------------------------------
+
+_CLOCK_PREFIXES: tuple[tuple[SlaClock, str], ...] = (
+    ("FIRST_RESPONSE", "first_response"),
+    ("RESOLUTION", "resolution"),
+    ("OPERATIONAL", "operational"),
+)
+
+
+def _moved(before: RequestState, after: RequestState) -> bool:
+    """Whether a fact changed a clock or the request's holder (a new deadlines fact is due)."""
+    return (before.clocks, before.province, before.body_id) != (
+        after.clocks,
+        after.province,
+        after.body_id,
+    )
+
+
+def deadlines_fact(state: RequestState, cause: Event, ctx: Context) -> SlaDeadlinesSet:
+    """Where the request's clocks stand after ``cause``: a :class:`SlaDeadlinesSet`.
+
+    Its id derives from the cause's, so a fact decided again after a crash has the same id.
+    """
+    version = ctx.policies.get(state.policy_version)
+    fields: dict[str, Any] = {}
+    for kind, prefix in _CLOCK_PREFIXES:
+        clock = state.clock(kind)
+        target = version.policy(clock.policy_id).targets.get(kind) if clock else None
+        due = clock.reach(target, ctx.calendar, state.province) if clock and target else None
+        since = clock.running_since if clock else None
+        fields |= {
+            f"{prefix}_cycle": clock.cycle if clock else 0,
+            f"{prefix}_policy_id": clock.policy_id if clock else "",
+            f"{prefix}_target_us": target or 0,
+            f"{prefix}_elapsed_us": clock.elapsed if clock else 0,
+            f"{prefix}_running_since": None if since is None else from_us(since),
+            f"{prefix}_stopped": bool(clock and clock.stopped),
+            f"{prefix}_due_at": None if due is None else from_us(due),
+        }
+    return SlaDeadlinesSet(
+        event_id=derived_id(state.request_id, "SlaDeadlinesSet", cause.event_id),
+        request_id=state.request_id,
+        occurred_at=cause.occurred_at,
+        recorded_at=ctx.now.astimezone(UTC),
+        source=SOURCE,
+        causation_id=cause.event_id,
+        province=state.province,
+        body_id=state.body_id,
+        body_kind=state.body_kind,
+        status=state.status,
+        policy_version=state.policy_version,
+        **fields,
+    )

@@ -15,6 +15,11 @@ from consumers.sink.loader import Message, build_batch, store
 from consumers.sink.rows import Position
 from producers.simulator import simulate
 from samt124.contract.wire import encode
+from samt124.domain.calendar import Calendar, load_config
+from samt124.domain.events import RequestSubmitted, SlaDeadlinesSet
+from samt124.domain.lifecycle import Context, decide
+from samt124.domain.routing import load_rules
+from samt124.domain.sla import load_policies
 from samt124.kafka.topics import Topics
 from samt124.settings import parse_clickhouse_url
 
@@ -39,12 +44,13 @@ def count(engine: Engine, sql: str) -> int:
 
 def test_migrations_apply_once_and_in_order(engine: Engine) -> None:
     first = migrate(engine)
-    assert [m.version for m in first] == [m.version for m in available()] == [1, 2]
+    assert [m.version for m in first] == [m.version for m in available()] == [1, 2, 3]
     assert migrate(engine) == []
-    assert count(engine, "SELECT count() FROM {db}.schema_migrations") == 2
+    assert count(engine, "SELECT count() FROM {db}.schema_migrations") == 3
     _, tables = engine.query(f"SHOW TABLES FROM {engine.database}")
     names = {name for (name,) in tables}
     expected = {"events", "events_unique", "sla_events", "requests", "lag_samples", "sink_errors"}
+    expected |= {"sla_deadlines", "sla_deadlines_unique"}
     assert expected <= names
 
 
@@ -63,6 +69,33 @@ def test_a_retried_identical_batch_leaves_no_duplicates(engine: Engine) -> None:
     assert count(engine, "SELECT uniqExact(event_id) FROM {db}.events") == len(events)
     daily = "SELECT sum(n) FROM (SELECT uniqExactMerge(events) AS n FROM {db}.daily_counts)"
     assert count(engine, daily) == len(events)
+
+
+def test_the_workers_deadlines_are_kept_once_per_fact_and_clock(engine: Engine) -> None:
+    migrate(engine)
+    context = Context(load_rules(), load_policies(), Calendar(load_config()), datetime.now(UTC))
+    facts = [
+        fact
+        for event in simulate(5, 300, datetime(2024, 9, 1, tzinfo=UTC))
+        if isinstance(event, RequestSubmitted)
+        for fact in decide(None, event, context).outputs
+        if isinstance(fact, SlaDeadlinesSet)
+    ]
+    messages = [
+        Message(Position(TOPICS.province("IR-23"), 0, i), encode(f)) for i, f in enumerate(facts)
+    ]
+    batch = build_batch(messages, TOPICS, datetime.now(UTC), b"")
+    assert batch.events == []  # not lifecycle events: analysts read them in sla_deadlines
+    for _ in range(2):
+        store(engine, batch)
+    store(engine, build_batch(messages[7:], TOPICS, datetime.now(UTC), b""))
+    rows = "SELECT count() FROM {db}.sla_deadlines_unique"
+    assert count(engine, rows) == 3 * len(facts) > 0  # three clocks each
+    running = (
+        "SELECT count() FROM {db}.sla_deadlines_unique "
+        "WHERE clock = 'RESOLUTION' AND running AND due_ms > 0 AND elapsed_us = 0"
+    )
+    assert count(engine, running) == len(facts)
 
 
 def test_undecodable_messages_land_in_sink_errors(engine: Engine) -> None:

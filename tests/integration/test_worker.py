@@ -99,7 +99,7 @@ def test_alborz_delegated_request_is_referred_to_khaneh_samt_within_a_second(
     latency_ms = records[0].timestamp_ms - published.timestamp_ms
     assert latency_ms < 1000, f"referral took {latency_ms} ms"
     alborz = [type(e).__name__ for e in on_topic(settings, topics.province("IR-30"))]
-    assert alborz == ["RequestReferred", "RequestSubmitted"]
+    assert alborz == ["RequestReferred", "RequestSubmitted", "SlaDeadlinesSet"]
     log = (tmp_path / "worker.log").read_text()
     assert "\x1b[" not in log, "terminal control codes in the worker's log file"
 
@@ -162,7 +162,8 @@ def test_an_event_published_twice_is_routed_once(settings: Settings, worker: Pro
         for e in on_topic(settings, topics.province("IR-10"))
         if getattr(e, "request_id", None) == request.request_id
     ]
-    assert ours == ["RequestReferred", "RequestSubmitted", "RequestAssigned"]
+    # an assignment moves no clock: no new deadlines
+    assert ours == ["RequestReferred", "RequestSubmitted", "SlaDeadlinesSet", "RequestAssigned"]
 
 
 def always_open_with(settings: Settings, tmp_path: Path, policies: dict[str, Any]) -> Settings:
@@ -267,11 +268,16 @@ def test_messages_on_another_partition_are_moved_to_their_requests_partition(
             request_id = getattr(event, "request_id", "")
             if request_id in seen:
                 seen[request_id].append(type(event).__name__)
-        return seen if len(seen[keyed.request_id]) >= 3 and seen[keyless.request_id] else None
+        return seen if len(seen[keyed.request_id]) >= 4 and seen[keyless.request_id] else None
 
     seen = wait_for(routed, 90, "the moved events on the province topic")
-    assert seen[keyed.request_id] == ["RequestReferred", "RequestSubmitted", "RequestAssigned"]
-    assert seen[keyless.request_id] == ["RequestReferred", "RequestSubmitted"]
+    assert seen[keyed.request_id] == [
+        "RequestReferred",
+        "RequestSubmitted",
+        "SlaDeadlinesSet",
+        "RequestAssigned",
+    ]
+    assert seen[keyless.request_id] == ["RequestReferred", "RequestSubmitted", "SlaDeadlinesSet"]
     copies = [r for r in read_topics(settings, [topics.intake]) if "moved-from" in r.headers]
     by_value = {r.value: r for r in copies}
     for event in (keyed, assigned):

@@ -73,6 +73,12 @@ MISTAKES: list[tuple[list[str], list[str]]] = [
     ),
     (["report", "sla", "--since", "1403-12-31"], ["argument --since", "has no day 31"]),
     (["report", "sla", "--since", "yesterday"], ["argument --since", "expected YYYY-MM-DD"]),
+    (["report", "backlog", "--as-of", "1405-13-01"], ["argument --as-of", "no month 13"]),
+    (
+        ["report", "backlog", "--as-of", "1405-09-08 25:00"],
+        ["argument --as-of", "expected a Jalali date and time"],
+    ),
+    (["report", "sla", "--as-of", "tomorrow"], ["argument --as-of", "not an ISO 8601 time"]),
     (
         ["report", "volume", "--province", "IR-99"],
         ["argument --province", "unknown province 'IR-99'", "did you mean"],
@@ -273,7 +279,16 @@ def test_a_worker_whose_identity_is_taken_says_what_to_do(
 SAFE = {  # commands and their options; none of them starts a process or writes a file here
     "publish": ["good.jsonl", "--reject-file"],
     "simulate": ["--count", "--seed", "--rate", "--start", "--recent", "--requests-per-day"],
-    "report": ["volume", "sla", "--format", "--calendar", "--province", "--since", "--by"],
+    "report": [
+        "volume",
+        "sla",
+        "--format",
+        "--calendar",
+        "--province",
+        "--since",
+        "--by",
+        "--as-of",
+    ],
     "sql": ["SELECT 1", "--format", "--write"],
     "lag": ["--group", "--json", "--window", "--serve", "--record", "--watch"],
     "verify": ["--since", "--until", "--json"],

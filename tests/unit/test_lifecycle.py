@@ -27,6 +27,7 @@ from samt124.domain.events import (
     RequestTransferred,
     SlaBreached,
     SlaClock,
+    SlaDeadlinesSet,
 )
 from samt124.domain.lifecycle import (
     Context,
@@ -101,9 +102,10 @@ def test_a_new_request_is_referred_at_once_and_its_clocks_start() -> None:
     event = submitted("IND-PERMIT")
     decision = decide(None, event, ctx())
     assert decision.state is not None
-    (referral,) = decision.outputs
+    referral, deadlines = decision.outputs
     assert isinstance(referral, RequestReferred)
     assert (referral.body_id, referral.rule_id) == ("khaneh-samt:IR-30", "IR-30/mou-khaneh-samt")
+    assert isinstance(deadlines, SlaDeadlinesSet)
     state = decision.state
     assert (state.status, state.body_id, state.policy_version) == (
         "REFERRED",
@@ -118,6 +120,15 @@ def test_a_new_request_is_referred_at_once_and_its_clocks_start() -> None:
     # 60 working hours of 6 a day: ten working days, skipping Thursdays, Fridays and 3 Feb.
     assert due(state) == tehran(2026, 1, 25, 9, 0)
     assert due(state, "OPERATIONAL") == tehran(2026, 1, 19, 9, 0)
+    # where the clocks stand, as the worker publishes it for the reports
+    assert (deadlines.resolution_due_at, deadlines.operational_due_at) == (
+        tehran(2026, 1, 25, 9, 0),
+        tehran(2026, 1, 19, 9, 0),
+    )
+    assert (deadlines.resolution_cycle, deadlines.resolution_elapsed_us) == (1, 0)
+    assert deadlines.resolution_running_since == event.occurred_at
+    assert deadlines.resolution_target_us == 60 * 3_600_000_000
+    assert deadlines.occurred_at == event.occurred_at
 
 
 def test_the_same_category_in_another_province_goes_to_its_samt_organization() -> None:

@@ -18,6 +18,7 @@ from samt124.domain.events import (
     RequestReferred,
     RequestSubmitted,
     SlaBreached,
+    SlaDeadlinesSet,
     SlaWarning,
 )
 from samt124.kafka.topics import partition_of
@@ -72,12 +73,16 @@ def test_a_submission_goes_to_its_province_with_its_referral_first() -> None:
     event = submitted()
     step = intake(p, event)
     assert step.dead_letter is None
-    assert [o.topic for o in step.outgoing] == ["samt124.province.IR-30"] * 2
+    assert [o.topic for o in step.outgoing] == ["samt124.province.IR-30"] * 3
     referral = wire.decode(step.outgoing[0].value)
     assert isinstance(referral, RequestReferred)
     assert referral.body_id == "khaneh-samt:IR-30"
     assert referral.causation_id == event.event_id
     assert step.outgoing[1].value == wire.encode(event)
+    deadlines = wire.decode(step.outgoing[2].value)  # where the clocks stand, after the event
+    assert isinstance(deadlines, SlaDeadlinesSet)
+    assert deadlines.causation_id == event.event_id
+    assert step.outgoing[2].key == wire.key(event)
     assert step.state is not None
     assert step.state.province == "IR-30"
 

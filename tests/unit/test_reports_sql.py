@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from consumers.analytics.clocks import ClockAt, fold
 from consumers.analytics.reports import (
     QUERIES,
     REPORTS,
@@ -18,11 +19,12 @@ from consumers.analytics.reports import (
     month_label,
     nearest_rank,
     parse_since,
-    resolution_cycle,
     volume_sql,
     week_label,
 )
+from samt124.arguments import as_of
 from samt124.commands.consumers import render
+from samt124.domain.calendar import Calendar, always_open, parse_config
 
 
 def test_every_report_reads_only_the_deduplicated_views() -> None:
@@ -51,14 +53,59 @@ def test_heatmap_weeks_follow_the_calendar() -> None:
     assert "toISOWeek" in heatmap_sql("db", ReportParams(calendar="gregorian"))
 
 
-def test_the_resolution_cycle_follows_reopenings_and_transfers_across_the_remit() -> None:
-    samt, khaneh, ministry = "SAMT_ORGANIZATION", "KHANEH_SAMT", "OTHER_MINISTRY"
-    assert resolution_cycle(0, [1], [samt]) == 1
-    assert resolution_cycle(2, [1], [samt]) == 3  # each reopening
-    assert resolution_cycle(0, [1, 5, 9], [samt, khaneh, samt]) == 1  # within the remit
-    assert resolution_cycle(0, [1, 5], [samt, ministry]) == 2  # out of the remit
-    assert resolution_cycle(1, [9, 1, 5], [samt, samt, ministry]) == 4  # and back, in time order
-    assert resolution_cycle(0, [1, 5], [ministry, ministry]) == 1  # referred out from the start
+def test_every_report_reads_only_the_facts_known_at_its_instant() -> None:
+    as_of = datetime(2024, 9, 22, 8, 30, tzinfo=UTC)
+    ms = int(as_of.timestamp() * 1000)
+    for name, build in QUERIES.items():
+        assert f"occurred_ms <= {ms}" in build("db", ReportParams(as_of=as_of)), name
+    assert f"occurred_ms <= {ms}" in closures_sql("db", as_of)
+    assert f"occurred_ms <= {ms}" in delegation_sql("db", as_of)
+
+
+HOUR = 3_600_000_000
+OPEN = Calendar(parse_config(always_open("unit")))
+
+
+def row(
+    cycle: int, target_h: int, elapsed_h: int, since_h: int | None, at_h: int
+) -> tuple[object, ...]:
+    """A deadlines row of one resolution clock (times in hours from the epoch)."""
+    since = 0 if since_h is None else since_h * 3_600_000
+    return (
+        "r", "RESOLUTION", cycle, target_h * HOUR, elapsed_h * HOUR,
+        int(since_h is not None), since, 0, "IR-23", at_h * 3_600_000,
+    )  # fmt: skip
+
+
+def test_a_clock_is_past_its_deadline_once_its_working_time_reaches_the_target() -> None:
+    [clock] = fold([row(1, 10, 0, 0, 0)], OPEN)["r"].values()
+    assert clock.deadline_us == 10 * HOUR
+    assert clock.overdue(9 * HOUR, OPEN) is None
+    assert clock.overdue(10 * HOUR, OPEN) == (0, 0)
+    assert clock.overdue(13 * HOUR, OPEN) == (3 * HOUR, 3 * HOUR)
+
+
+def test_a_paused_clock_keeps_its_deadline_and_its_working_overdue() -> None:
+    rows = [row(1, 10, 0, 0, 0), row(1, 10, 12, None, 12)]  # paused 2 h after the deadline
+    clock = fold(rows, OPEN)["r"]["resolution"]
+    assert clock.overdue(20 * HOUR, OPEN) == (2 * HOUR, 10 * HOUR)
+    resumed = fold([*rows, row(1, 10, 12, 30, 30)], OPEN)["r"]["resolution"]
+    assert resumed.overdue(31 * HOUR, OPEN) == (3 * HOUR, 21 * HOUR)
+
+
+def test_a_new_cycle_has_a_deadline_of_its_own() -> None:
+    rows = [row(1, 10, 0, 0, 0), row(2, 120, 0, 11, 11)]  # a transfer out of the remit at 11 h
+    clock = fold(rows, OPEN)["r"]["resolution"]
+    assert clock.deadline_us is not None
+    # the always-open calendar's days end a microsecond before midnight
+    assert abs(clock.deadline_us - 131 * HOUR) < 1_000
+    assert clock == ClockAt(2, 120 * HOUR, 0, 11 * HOUR, False, "IR-23", clock.deadline_us)
+    assert clock.overdue(100 * HOUR, OPEN) is None
+
+
+def test_a_paused_clock_below_its_target_is_not_overdue() -> None:
+    rows = [row(1, 10, 0, 0, 0), row(1, 10, 4, None, 4)]
+    assert fold(rows, OPEN)["r"]["resolution"].overdue(1_000 * HOUR, OPEN) is None
 
 
 JALALI = ReportParams(calendar="jalali")
@@ -130,3 +177,19 @@ def test_since_is_a_tehran_day_in_either_calendar() -> None:
 )
 def test_render(fmt: str, expected: str) -> None:
     assert render(["a", "b"], [(1, "x")], fmt) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "instant"),
+    [
+        ("2026-11-29T08:00", datetime(2026, 11, 29, 4, 30, tzinfo=UTC)),
+        ("2026-11-29T04:30Z", datetime(2026, 11, 29, 4, 30, tzinfo=UTC)),
+        ("1405-09-08 08:00", datetime(2026, 11, 29, 4, 30, tzinfo=UTC)),
+        ("1405-09-08T08:00:30", datetime(2026, 11, 29, 4, 30, 30, tzinfo=UTC)),
+        ("1405-09-08", datetime(2026, 11, 28, 20, 30, tzinfo=UTC)),
+    ],
+)
+def test_as_of_is_iso_8601_or_a_jalali_date_and_time_in_tehran(
+    text: str, instant: datetime
+) -> None:
+    assert as_of(text) == instant

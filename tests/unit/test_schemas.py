@@ -10,7 +10,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import pytest
 
-from samt124.domain.events import EVENT_TYPES, Envelope, Requester
+from samt124.domain.events import EVENT_TYPES, Envelope, Long, Requester
 from schemas import RELEASED_DIR, SCHEMA_DIR
 
 NAMESPACE = "ir.samt124.events"
@@ -34,6 +34,8 @@ def _avro_type(hint: Any) -> Any:
     return {
         str: "string",
         int: "int",
+        Long: "long",
+        bool: "boolean",
         date: ("int", "date"),
         datetime: ("long", "timestamp-millis"),
     }[hint]
@@ -106,7 +108,19 @@ def test_personal_data_is_marked() -> None:
         assert not any(field.get("pii") for field in _load(name)["fields"]), name
 
 
-def test_released_version_1_is_the_current_contract() -> None:
-    for name in EVENT_TYPES:
+def _without_docs(schema: Any) -> Any:
+    if isinstance(schema, list):
+        return [_without_docs(item) for item in schema]
+    if isinstance(schema, dict):
+        return {key: _without_docs(value) for key, value in schema.items() if key != "doc"}
+    return schema
+
+
+# Records added since release 1, published from the next release on.
+UNRELEASED = {"SlaDeadlinesSet"}
+
+
+def test_released_version_1_is_the_current_contract_but_for_its_docs() -> None:
+    for name in set(EVENT_TYPES) - UNRELEASED:
         released = json.loads((RELEASED_DIR / "1" / f"{name}.avsc").read_text(encoding="utf-8"))
-        assert released == _load(name)
+        assert _without_docs(released) == _without_docs(_load(name))

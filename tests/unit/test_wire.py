@@ -20,7 +20,14 @@ from hypothesis import strategies as st
 
 from samt124.contract import wire
 from samt124.contract.wire import Codec, DecodeError
-from samt124.domain.events import EVENT_TYPES, Event, RequestClosed, Requester, RequestSubmitted
+from samt124.domain.events import (
+    EVENT_TYPES,
+    Event,
+    Long,
+    RequestClosed,
+    Requester,
+    RequestSubmitted,
+)
 from schemas import RELEASED_DIR, SCHEMA_DIR
 
 SUBMITTED = RequestSubmitted(
@@ -63,6 +70,8 @@ def _strategy(hint: Any) -> st.SearchStrategy[Any]:
         return builds(hint)
     return {
         str: st.text(max_size=40),
+        bool: st.booleans(),
+        Long: st.integers(-(2**63), 2**63 - 1),
         int: st.integers(-(2**31), 2**31 - 1),
         date: st.dates(min_value=date(1900, 1, 1)),
         datetime: st.datetimes(min_value=datetime(1900, 1, 1), timezones=st.just(UTC)).map(
