@@ -168,7 +168,13 @@ def build_batch(
         if is_sla(event):
             sla.append(sla_row(event, ingested_at))  # type: ignore[arg-type]
     return Batch(
-        events, sla, errors, next_offsets, batch_token(messages), dead_letters=dead, deadlines=deadlines
+        events,
+        sla,
+        errors,
+        next_offsets,
+        batch_token(messages),
+        dead_letters=dead,
+        deadlines=deadlines,
     )
 
 
