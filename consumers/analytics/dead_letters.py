@@ -20,9 +20,17 @@ Table = tuple[list[str], list[tuple[object, ...]]]
 Label = Callable[[datetime], str]
 
 
-def by_reason_sql(db: str, since: datetime | None = None) -> str:
-    """Dead letters per kind of reason, with the first and last time and the latest reason."""
-    where = f"WHERE toUnixTimestamp(dead_at) >= {int(since.timestamp())}" if since else ""
+def by_reason_sql(db: str, since: datetime | None = None, until: datetime | None = None) -> str:
+    """Dead letters per kind of reason, with the first and last time and the latest reason.
+
+    Only those dead-lettered by ``until`` (a report's ``--as-of``) count.
+    """
+    conditions = []
+    if since:
+        conditions.append(f"occurred_ms >= {int(since.timestamp()) * 1000}")
+    if until:
+        conditions.append(f"occurred_ms <= {int(until.timestamp() * 1000)}")
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     return f"""
 SELECT
     reason_kind,
@@ -30,14 +38,19 @@ SELECT
     min(toUnixTimestamp(dead_at)) AS first_at,
     max(toUnixTimestamp(dead_at)) AS last_at,
     argMax(reason, toUnixTimestamp(dead_at)) AS latest_reason
-FROM {db}.dead_letters FINAL
+FROM (
+    SELECT reason_kind, reason, dead_at, toUInt64(toUnixTimestamp(dead_at)) * 1000 AS occurred_ms
+    FROM {db}.dead_letters FINAL
+)
 {where}
 GROUP BY reason_kind"""
 
 
-def by_reason(engine: Engine, since: datetime | None, label: Label) -> Table:
+def by_reason(
+    engine: Engine, since: datetime | None, label: Label, until: datetime | None = None
+) -> Table:
     """``samt124 report dead-letters``: one line per kind (in :data:`KINDS` order) and a total."""
-    _, rows = engine.query(by_reason_sql(engine.database, since))
+    _, rows = engine.query(by_reason_sql(engine.database, since, until))
     order = {kind: number for number, kind in enumerate(KINDS)}
     rows.sort(key=lambda row: (order.get(str(row[0]), len(KINDS)), str(row[0])))
     out: list[tuple[object, ...]] = [

@@ -379,7 +379,7 @@ QUERIES: dict[str, Callable[[str, ReportParams], str]] = {
     "rereferral": rereferral_sql,
     "alborz": timings_sql,
     "heatmap": heatmap_sql,
-    "dead-letters": lambda db, params: dead_letters.by_reason_sql(db, params.since),
+    "dead-letters": lambda db, params: dead_letters.by_reason_sql(db, params.since, params.as_of),
 }
 
 
@@ -715,8 +715,10 @@ def _plain(build: Callable[[str, ReportParams], str]) -> Callable[[Engine, Repor
 
 
 def dead_letters_by_reason(engine: Engine, params: ReportParams) -> Table:
-    """Dead letters by the kind of their reason (``since``: dead-lettered from then on)."""
-    return dead_letters.by_reason(engine, params.since, lambda t: instant_label(t, params))
+    """Dead letters by the kind of their reason, dead-lettered from ``since`` to ``as_of``."""
+    return dead_letters.by_reason(
+        engine, params.since, lambda t: instant_label(t, params), params.as_of
+    )
 
 
 REPORTS: dict[str, Callable[[Engine, ReportParams], Table]] = {
