@@ -94,13 +94,35 @@ def install_zookeeper() -> None:
 
 
 def zookeeper_answers(port: int) -> bool:
-    """True when ZooKeeper answers ``ruok`` with ``imok``."""
+    """True when ZooKeeper serves requests: ``srvr`` names its mode (``ruok`` answers ``imok``
+    before the server takes sessions, and a ClickHouse 18.16 server that could not open its
+    session at start crashes on its first ON CLUSTER statement)."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=2.0) as sock:
-            sock.sendall(b"ruok")
-            return sock.recv(16) == b"imok"
+            sock.sendall(b"srvr")
+            answer = b""
+            while chunk := sock.recv(4096):
+                answer += chunk
     except OSError:
         return False
+    return b"Mode: standalone" in answer
+
+
+def zookeeper_session(port: int) -> bool:
+    """True when the ClickHouse server on ``port`` answers and reads ZooKeeper."""
+    from clickhouse_driver import Client
+    from clickhouse_driver.errors import Error
+
+    if not clickhouse.answers(port):
+        return False
+    client = Client("127.0.0.1", port=port, connect_timeout=2, send_receive_timeout=10)
+    try:
+        client.execute("SELECT count() FROM system.zookeeper WHERE path = '/'")
+    except (Error, OSError, EOFError):
+        return False
+    finally:
+        client.disconnect()
+    return True
 
 
 def _zookeeper_up(settings: Settings) -> None:
@@ -121,7 +143,7 @@ def _zookeeper_up(settings: Settings) -> None:
                     f"clientPort={port}",
                     "clientPortAddress=127.0.0.1",
                     "admin.enableServer=false",
-                    "4lw.commands.whitelist=ruok,srvr",
+                    "4lw.commands.whitelist=srvr",
                     "maxClientCnxns=0",
                     "",
                 ]
@@ -200,7 +222,7 @@ def up(settings: Settings, timeout: float = 120.0) -> list[Node]:
             process = _start(settings, node, every)
 
             def ready(port: int = node.port) -> bool:
-                return clickhouse.answers(port)
+                return zookeeper_session(port)
 
             node.daemon.wait_ready(ready, timeout, process)
     return every
@@ -210,7 +232,7 @@ def start_node(settings: Settings, node: Node, timeout: float = 120.0) -> None:
     """Start one server again (after it was stopped or killed); wait until it answers."""
     every = known_nodes(settings) or nodes(settings)
     process = _start(settings, node, every)
-    node.daemon.wait_ready(lambda: clickhouse.answers(node.port), timeout, process)
+    node.daemon.wait_ready(lambda: zookeeper_session(node.port), timeout, process)
 
 
 def down(settings: Settings) -> list[str]:

@@ -36,19 +36,10 @@ def _riding_out_restarts(call: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(call)
     def again(*args: P.args, **kwargs: P.kwargs) -> R:
-        from kafka.errors import (
-            KafkaConnectionError,
-            KafkaTimeoutError,
-            NodeNotReadyError,
-            RequestTimedOutError,
-        )
+        from kafka.errors import KafkaConnectionError, NodeNotReadyError, RequestTimedOutError
 
-        transient = (
-            KafkaConnectionError,
-            KafkaTimeoutError,
-            NodeNotReadyError,
-            RequestTimedOutError,
-        )
+        # not KafkaTimeoutError: no bootstrap server answering at all is said at once
+        transient = (KafkaConnectionError, NodeNotReadyError, RequestTimedOutError)
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 return call(*args, **kwargs)

@@ -1,20 +1,24 @@
-"""The pipeline on a three-broker Kafka cluster: a rolling restart of every broker during
-traffic, then the broker that leads the intake partitions SIGKILLed and left down.
+"""The pipeline on clusters: a rolling restart of every Kafka broker during traffic, then the
+broker that leads the intake partitions SIGKILLed and left down, and a ClickHouse replica
+SIGKILLed for 30 s while the sink loads.
 
-A cluster of the test's own (``samt124 local up --brokers 3`` code, on free ports) with
-samt124's topics at three replicas and ``min.insync.replicas=2``, and a ClickHouse server of its
-own. The worker and the sink run as ``samt124`` subprocesses bootstrapping from all three nodes;
+A Kafka cluster of the test's own (``samt124 local up --brokers 3`` code, on free ports) with
+samt124's topics at three replicas and ``min.insync.replicas=2``, and a ClickHouse cluster of its
+own (``--clickhouse-replicas 2``: two servers, one shard, ZooKeeper) with the schema created
+``ON CLUSTER``. The worker and the sink run as ``samt124`` subprocesses bootstrapping from all
+three brokers, the sink inserting into the ``Distributed`` tables through the first server;
 events are published through the Publisher API (``acks=all``, idempotent; an unconfirmed chunk
 is published again).
 
 Phase one publishes three quarters of the traffic, a quarter per broker, while each broker in
 turn is stopped cleanly and started again, the next one only once every partition has its three
 replicas in sync again. Phase two publishes the last quarter and, part-way, SIGKILLs the broker
-that leads most intake partitions; it stays down to the end. The publisher, the worker and the
-sink must carry on (none of them exits), and at the end the same read-back as the single-broker
-kill run
-(``test_kills.py``): every event in ClickHouse exactly once as analysts read it, one referral
-per opened request, each breach once, nothing in the dead-letter topic.
+that leads most intake partitions (it stays down to the end), then SIGKILLs the second
+ClickHouse server and starts it again 30 s later. The publisher, the worker and the sink must
+carry on (none of them exits), and at the end the same read-back as the single-broker kill run
+(``test_kills.py``): every event in ClickHouse exactly once as analysts read it, one referral per
+opened request, each breach once, nothing in the dead-letter topic; and the replica that was
+away holds the same rows and reads the same.
 
 ``SAMT124_CHAOS_CLUSTER_EVENTS`` sets the number of events (default 20 000; most of the run is
 the brokers' restarts); ``SAMT124_CHAOS_CLUSTER_RATE`` the publishing
@@ -33,8 +37,10 @@ from pathlib import Path
 
 import pytest
 
+from consumers.clickhouse.engine import opened
+from consumers.clickhouse.migrations import migrate
 from consumers.sink.loader import group_id as sink_group
-from devtools.local import kafka_cluster
+from devtools.local import clickhouse_cluster, kafka_cluster
 from samt124.kafka.admin import ensure_topics, inspect_topics, topic_names
 from samt124.kafka.topics import Topics
 from samt124.settings import Settings
@@ -45,6 +51,7 @@ from tests.chaos.harness import (
     group_lag,
     recent_traffic,
     say,
+    scalar,
     stopwatch,
     wait_until,
 )
@@ -53,6 +60,7 @@ from tests.chaos.test_kills import Run, _check
 
 EVENTS = int(os.environ.get("SAMT124_CHAOS_CLUSTER_EVENTS", "20000"))
 RATE = float(os.environ.get("SAMT124_CHAOS_CLUSTER_RATE", "120"))
+CLICKHOUSE_OUTAGE_S = 30.0
 
 
 def free_run(length: int) -> int:
@@ -127,19 +135,32 @@ def test_a_rolling_restart_and_the_intake_leader_killed_lose_nothing(tmp_path: P
     # two partitions a topic: a broker restarts (and catches up) in half the time of four
     own = OwnServices.create(tmp_path / "services", namespace="cluster", partitions=2)
     base = free_run(6)
+    servers = free_run(30)  # native, HTTP and replication ports of two servers, ZooKeeper
     own.settings = own.settings.model_copy(
         update={
             "local_kafka_port": base,
             "local_controller_port": base + 1,
             "local_kafka_brokers": 3,
+            "local_clickhouse_port": servers,
+            "local_clickhouse_http_port": servers + 3,
+            "local_zookeeper_port": servers + 25,
+            "local_clickhouse_replicas": 2,
         }
     )
     nodes = kafka_cluster.nodes(own.settings)
+    replicas = clickhouse_cluster.nodes(own.settings)
     try:
         with stopwatch("services_up_s", figures):
             kafka_cluster.up(own.settings)
-            own.clickhouse_up()
-            settings = own.analytics()
+            clickhouse_cluster.up(own.settings)
+            settings = own.settings.model_copy(
+                update={
+                    "clickhouse_url": replicas[0].url("chaos"),
+                    "clickhouse_cluster": clickhouse_cluster.CLUSTER,
+                }
+            )
+            with opened(settings.clickhouse) as engine:
+                migrate(engine, cluster=clickhouse_cluster.CLUSTER)
             ensure_topics(settings)
         plan, differences = inspect_topics(settings)
         assert (plan.replication_factor, plan.min_insync_replicas, differences) == (3, 2, [])
@@ -160,6 +181,7 @@ def test_a_rolling_restart_and_the_intake_leader_killed_lose_nothing(tmp_path: P
                     return traffic.sent >= 500
 
                 wait_until(flowing, 300, "traffic before the restart")
+                wait_until(lambda: (run.routed() or 0) > 0, 300, "routing under way")
                 assert publishing.finished_at is None, "the traffic ended before the restart"
                 with stopwatch(f"restart_{node.number}_s", figures):
                     assert node.daemon.stop(timeout=60.0), f"node {node.number} was not running"
@@ -187,6 +209,15 @@ def test_a_rolling_restart_and_the_intake_leader_killed_lose_nothing(tmp_path: P
             kill_group(victim.pid)
             figures["killed_node"] = leader
             figures["resume_after_kill_s"] = _routing_resumed(run, routed, 300)
+
+            # -- and a ClickHouse replica SIGKILLed for 30 s while the sink loads
+            replica = replicas[1]
+            say(f"SIGKILL ClickHouse replica {replica.number} for {CLICKHOUSE_OUTAGE_S:.0f} s")
+            kill_group(replica.pid)
+            time.sleep(CLICKHOUSE_OUTAGE_S)
+            _alive(run)
+            clickhouse_cluster.start_node(own.settings, replica)
+            replica_back = time.monotonic()
             second.join(900)
             figures["published_s"] = round(time.monotonic() - started, 1)
             _alive(run)
@@ -207,6 +238,14 @@ def test_a_rolling_restart_and_the_intake_leader_killed_lose_nothing(tmp_path: P
                 )
             assert run.sink.popen.poll() is None, "the sink exited:\n" + run.tail()
             run.sink.stop()
+            with stopwatch("replica_in_sync_after_sink_drain_s", figures):
+                wait_until(
+                    lambda: _local_rows(replica.port) == _local_rows(replicas[0].port),
+                    300,
+                    "the ClickHouse replica that came back in step",
+                    every=1.0,
+                )
+            figures["replica_in_sync_after_restart_s"] = round(time.monotonic() - replica_back, 1)
         finally:
             run.worker.stop()
             run.sink.stop()
@@ -216,11 +255,33 @@ def test_a_rolling_restart_and_the_intake_leader_killed_lose_nothing(tmp_path: P
         assert victim.pid is None, "the killed node is back: nothing restarts it here"
         with stopwatch("read_back_s", figures):
             _check(settings, run, events, publishing, figures)
+            # the replica that was away reads the same: every event once
+            away = settings.model_copy(update={"clickhouse_url": replica.url("chaos")})
+            assert (
+                scalar(away, "SELECT count() FROM {db}.events_unique")
+                == (figures["clickhouse_unique"])
+            )
+            assert _local_rows(replica.port) == _local_rows(replicas[0].port)
     finally:
         with contextlib.suppress(Exception):
             kafka_cluster.down(own.settings)
+        with contextlib.suppress(Exception):
+            clickhouse_cluster.down(own.settings)
         own.down()
     say(f"figures: {figures}")
+
+
+def _local_rows(port: int) -> int | None:
+    """Rows of the events table's local replica on the server at ``port`` (None: no answer)."""
+    from clickhouse_driver import Client
+
+    client = Client("127.0.0.1", port=port, connect_timeout=2, send_receive_timeout=10)
+    try:
+        return int(client.execute("SELECT count() FROM chaos.events_local")[0][0])
+    except Exception:
+        return None
+    finally:
+        client.disconnect()
 
 
 def _alive(run: Run) -> None:
