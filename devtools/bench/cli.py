@@ -32,6 +32,7 @@ MEASUREMENTS = (
     "sink",
     "sink-restart",
     "freshness",
+    "api",
 )
 NEEDS_SERVER = {"e2e", "sink", "sink-restart", "freshness"}
 
@@ -187,6 +188,7 @@ class _Run:
             "sink": self.sink,
             "sink-restart": self.sink_restart,
             "freshness": self.freshness,
+            "api": self.api,
         }
         for name in names:
             started = time.monotonic()
@@ -330,3 +332,9 @@ class _Run:
 
         count = self.scale.sink_restart
         return [sink.measure_sink_restart(self.base, self.server_url, count, self.work)]
+
+    def api(self) -> list[Section]:
+        from devtools.bench import api
+
+        seconds = 60.0 if self.scale is SCALES["full"] else 15.0
+        return [api.measure_api(self.base, self.server_url, self.work, api.OPEN_REQUESTS, seconds)]
