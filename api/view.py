@@ -65,7 +65,10 @@ class View:
         self.pipeline = pipeline
         self._lock = threading.Lock()
         self._states: dict[str, bytes] = {}
-        self._rows: dict[str, Row] = {}  # computed on demand, dropped when the state changes
+        self._marks: dict[str, tuple[str | None, Mark]] = {}  # holder (open only), mark
+        # computed on demand, kept while the state's mark is the same: SLA facts folded back
+        # change the state but not its deadlines
+        self._rows: dict[str, tuple[Mark, Row]] = {}
         self._held: dict[str, set[str]] = {}  # body id -> ids of the open requests it holds
         self._submissions: dict[str, Submission] = {}
         self._tokens: dict[str, str] = {}  # submission event id -> request id
@@ -79,20 +82,19 @@ class View:
             self._tokens[submission.event_id] = submission.request_id
 
     def state(self, request_id: str, raw: bytes | None) -> None:
-        body = None if raw is None else _holder(raw)
+        summary = None if raw is None else _summary(raw)
         with self._lock:
-            old = self._states.get(request_id)
-            if old is not None:
-                before = _holder(old)
-                if before is not None:
-                    self._held.get(before, set()).discard(request_id)
-            self._rows.pop(request_id, None)
-            if raw is None:
+            before = self._marks.pop(request_id, None)
+            if before is not None and before[0] is not None:
+                self._held.get(before[0], set()).discard(request_id)
+            if raw is None or summary is None:
                 self._states.pop(request_id, None)
+                self._rows.pop(request_id, None)
                 return
             self._states[request_id] = raw
-            if body is not None:
-                self._held.setdefault(body, set()).add(request_id)
+            self._marks[request_id] = summary
+            if summary[0] is not None:
+                self._held.setdefault(summary[0], set()).add(request_id)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -132,10 +134,14 @@ class View:
 
     def row(self, request_id: str) -> Row | None:
         with self._lock:
-            row = self._rows.get(request_id)
+            cached = self._rows.get(request_id)
             raw = self._states.get(request_id)
-        if row is not None or raw is None:
-            return row
+            summary = self._marks.get(request_id)
+        if raw is None or summary is None:
+            return None
+        mark = summary[1]
+        if cached is not None and cached[0] == mark:
+            return cached[1]
         state = RequestState.from_bytes(raw)
         p = self.pipeline
         deadlines: dict[SlaClock, datetime] = {}
@@ -157,8 +163,7 @@ class View:
             next_deadline=min(deadlines.values()) if deadlines else None,
         )
         with self._lock:
-            if self._states.get(request_id) is raw:
-                self._rows[request_id] = row
+            self._rows[request_id] = (mark, row)
         return row
 
     def clocks(self, state: RequestState, now: datetime) -> list[dict[str, Any]]:
@@ -189,13 +194,19 @@ class View:
         return out
 
 
-def _holder(raw: bytes) -> str | None:
-    """The body holding an open request (``None`` once it is resolved or closed)."""
+Mark = tuple[Any, ...]  # what a queue row depends on: status, holder, province, policy, clocks
+
+
+def _summary(raw: bytes) -> tuple[str | None, Mark]:
+    """The body holding an open request (``None`` once resolved or closed), and its mark."""
     data = json.loads(raw)
-    if data.get("status") in CLOSED:
-        return None
     body = data["body"]
-    return str(body["id"] if isinstance(body, dict) else body[0])
+    body_id = str(body["id"] if isinstance(body, dict) else body[0])
+    clocks = tuple(
+        tuple(sorted(c.items())) if isinstance(c, dict) else tuple(c) for c in data["clocks"]
+    )
+    mark = (data["status"], body_id, data["province"], data["policy"], clocks)
+    return (None if data["status"] in CLOSED else body_id), mark
 
 
 class Follower:
