@@ -277,7 +277,7 @@ class _Simulation:
             at=submitted_at,
         )
         life.add(intake)
-        body = self.body_for(province, category.code, submitted_at)
+        body = self.body_for(province, intake.category, submitted_at)  # a letter's may differ
         t = life.assign(body, working_hours(submitted_at, rng.lognormvariate(math.log(1.5), 0.8)))
         if rng.random() < 0.15:
             t = working_hours(t, rng.lognormvariate(math.log(3), 0.7))
@@ -309,7 +309,7 @@ class _Simulation:
         province: str,
         request_id: str,
         at: datetime,
-    ) -> Event:
+    ) -> RequestSubmitted | LetterRegistered:
         rng = self.rng
         subject = f"{category.name_fa} - {PROVINCES[province].name_fa}"
         body = (

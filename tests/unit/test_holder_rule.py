@@ -146,7 +146,7 @@ def test_simulated_traffic_is_all_applied() -> None:
     p = pipeline()
     states: dict[str, RequestState] = {}
     refusals = []
-    for event in simulate(5, 4_000, datetime(2025, 5, 1, tzinfo=UTC)):
+    for event in simulate(5, 20_000, datetime(2025, 6, 2, tzinfo=UTC)):  # Alborz delegated
         step = intake(p, event, states.get(event.request_id))
         if step.dead_letter is not None:
             refusals.append(step.dead_letter)
