@@ -302,6 +302,11 @@ class Demo:
         self._wait_joined()
         self.children.append(self._spawn("lag", "lag", "--watch", "5", "--json"))
         self.say(f"worker, sink and lag monitor running (logs in {self.directory})")
+        self.children.append(self._spawn("api", "api", "--listen", self.settings.api_listen))
+        self.say(
+            f"the 124 service API: http://{self.settings.api_listen}/open311/v2/services.json"
+            " (samt124 keys add NAME --role publisher|body|ministry for a key)"
+        )
         self.say(
             f"publishing {plan.count:,} events at {plan.rate:,.0f}/s "
             f"(seed {plan.seed}): national 124 traffic ending about now"
@@ -477,13 +482,13 @@ class Demo:
 
     def _stop_pipeline(self) -> None:
         """Stop the lag monitor, the sink (so that chdb is free) and the worker."""
-        for name in ("lag", "sink", "worker"):
+        for name in ("api", "lag", "sink", "worker"):
             for child in [child for child in self.children if child.name == name]:
                 status = child.stop()
                 self.children.remove(child)
                 if name == "sink" and status not in (0, -signal.SIGTERM):
                     raise DemoError(f"the sink stopped with status {status}:\n{child.tail()}")
-        self.say("worker, sink and lag monitor stopped")
+        self.say("API, worker, sink and lag monitor stopped")
 
     def _read_reports(
         self, lag: tuple[html_report.LagGroup, ...], published: int, seconds: float

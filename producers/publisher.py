@@ -78,6 +78,13 @@ class Publisher:
                 raise ValidationFailed(errors)
         return wire.key(event), wire.encode(event), wire.headers(event)
 
+    def send(self, event: Event) -> Any:
+        """Validate and send one event without waiting: kafka-python's future of its
+        confirmation (``add_callback``/``add_errback``, ``get``), for callers that wait their
+        own way (the HTTP API awaits it on its event loop)."""
+        key, value, headers = self._payload(event)
+        return self._producer.send(self.topic, key=key, value=value, headers=headers)
+
     def publish(
         self,
         event: Event,

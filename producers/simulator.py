@@ -41,6 +41,7 @@ from samt124.domain.events import (
     RequestTransferred,
 )
 from samt124.domain.provinces import PROVINCES
+from samt124.domain.routing import referral_bodies
 from samt124.domain.tehran_time import TEHRAN
 
 T = TypeVar("T")
@@ -155,16 +156,20 @@ def simulate(
     *,
     requests_per_day: float = REQUESTS_PER_DAY,
     closure_probability: float = 0.01,
-    body_for: BodyFor = provincial_organization,
+    body_for: BodyFor | None = None,
 ) -> Iterator[Event]:
     """``count`` events from ``start`` on, in non-decreasing ``occurred_at`` order.
 
     ``requests_per_day`` is the mean national intake; ``closure_probability`` the chance that a
     province announces, on a given evening, that its offices close the next day(s).
+    ``body_for`` names the body that does the work; by default the one the shipped referral
+    rules refer the request to, so that every action is taken by the request's holder (the
+    worker refuses actions by anyone else).
     """
     if start.tzinfo is None:
         raise ValueError("start must be timezone-aware")
-    return _Simulation(seed, requests_per_day, closure_probability, body_for).run(
+    chosen = referral_bodies() if body_for is None else body_for
+    return _Simulation(seed, requests_per_day, closure_probability, chosen).run(
         count, start.astimezone(UTC).replace(microsecond=start.microsecond // 1000 * 1000)
     )
 
@@ -272,7 +277,7 @@ class _Simulation:
             at=submitted_at,
         )
         life.add(intake)
-        body = self.body_for(province, category.code, submitted_at)
+        body = self.body_for(province, intake.category, submitted_at)  # a letter's may differ
         t = life.assign(body, working_hours(submitted_at, rng.lognormvariate(math.log(1.5), 0.8)))
         if rng.random() < 0.15:
             t = working_hours(t, rng.lognormvariate(math.log(3), 0.7))
@@ -304,7 +309,7 @@ class _Simulation:
         province: str,
         request_id: str,
         at: datetime,
-    ) -> Event:
+    ) -> RequestSubmitted | LetterRegistered:
         rng = self.rng
         subject = f"{category.name_fa} - {PROVINCES[province].name_fa}"
         body = (
@@ -365,7 +370,7 @@ class _Simulation:
             reason="خارج از حیطه وظایف" if kind == "OTHER_MINISTRY" else "ارجاع به مرجع صالح",
         )
         if kind == "OTHER_MINISTRY":  # the other ministry answers outside 124: 124 records it
-            return t, body, "out_of_remit"
+            return t, to_body, "out_of_remit"
         t = life.assign(to_body, working_hours(t, rng.lognormvariate(math.log(2), 0.8)))
         return t, to_body, "other"
 

@@ -201,6 +201,21 @@ class Settings(BaseSettings):
     local_zookeeper_port: int = 2181
     kafka_version: str = "4.1.1"
 
+    # The 124 service API (`samt124 api`)
+    api_listen: str = Field(
+        default="127.0.0.1:8124", description="HOST:PORT the API listens on (--listen)."
+    )
+    api_keys: Path | None = Field(
+        default=None, description="The API key file; unset means <home>/api-keys.json."
+    )
+    api_max_body: int = Field(
+        default=64 * 1024, ge=1024, description="Largest request body the API reads, in bytes."
+    )
+
+    @property
+    def api_keys_path(self) -> Path:
+        return self.api_keys or self.home / "api-keys.json"
+
     @property
     def bootstrap(self) -> str:
         """The bootstrap servers to use: the configured cluster or the local broker."""

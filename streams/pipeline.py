@@ -31,6 +31,7 @@ from samt124.domain.lifecycle import (
     decide,
     due_sla_facts,
     next_due,
+    refusal,
 )
 from samt124.domain.routing import ReferralRules, load_rules
 from samt124.domain.sla import Policies, load_policies
@@ -159,6 +160,11 @@ class Pipeline:
             self.calendar = self.calendar.with_closure(closure)
             return Step(outgoing=(forward,), closure=closure, event=event)
         state = RequestState.from_bytes(stored) if isinstance(stored, bytes) else stored
+        if state is not None and event.event_id not in state.seen:
+            refused = refusal(state, event)  # events also arrive straight from Kafka
+            if refused is not None:
+                reason = f"refused for request {event.request_id!r}: {refused}"
+                return self._dead(key, raw, headers, where, wall, reason)
         decision = decide(state, event, self.context(wall))
         if decision.state is None:
             reason = f"{event_type(event)} for unknown request {event.request_id!r}"

@@ -33,6 +33,7 @@ MEASUREMENTS = (
     "sink-restart",
     "freshness",
     "cluster",
+    "api",
 )
 # run when named with --only: it starts a three-broker cluster beside the benchmark's broker
 ON_REQUEST = {"cluster"}
@@ -193,6 +194,7 @@ class _Run:
             "sink-restart": self.sink_restart,
             "freshness": self.freshness,
             "cluster": self.cluster,
+            "api": self.api,
         }
         for name in names:
             started = time.monotonic()
@@ -351,3 +353,9 @@ class _Run:
 
         count = self.scale.sink_restart
         return [sink.measure_sink_restart(self.base, self.server_url, count, self.work)]
+
+    def api(self) -> list[Section]:
+        from devtools.bench import api
+
+        seconds = 60.0 if self.scale is SCALES["full"] else 15.0
+        return [api.measure_api(self.base, self.server_url, self.work, api.OPEN_REQUESTS, seconds)]

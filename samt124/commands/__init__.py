@@ -11,7 +11,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from samt124.commands import consumers, contract, lag, producers, rules, worker
+from samt124.commands import api, consumers, contract, lag, producers, rules, worker
 from samt124.commands import dlq as dead_letters
 from samt124.settings import Settings
 
@@ -51,5 +51,7 @@ REGISTRATIONS: list[Callable[[Any], None]] = [
     consumers.register,
     lag.register,
     dead_letters.register,
+    # the 124 service API and its keys
+    api.register,
     *_development(),
 ]

@@ -231,6 +231,72 @@ def decide(state: RequestState | None, event: Event, ctx: Context) -> Decision:
     return Decision(_remember(state, event.event_id, *(f.event_id for f in due)), outputs)
 
 
+HEADQUARTERS = (
+    "samt-hq"  # the ministry's headquarters: re-refers, transfers and reopens any request
+)
+
+_OPEN: frozenset[Status] = frozenset(
+    {"REFERRED", "ASSIGNED", "IN_PROGRESS", "RESPONDED", "REOPENED"}
+)
+_HELD: frozenset[Status] = _OPEN | {"AWAITING_APPLICANT"}
+# The statuses each action may be taken in; an action in any other is refused.
+ALLOWED_IN: dict[str, frozenset[Status]] = {
+    "RequestAssigned": _OPEN,
+    "RequestAwaitingApplicant": _OPEN,
+    "ApplicantResponded": frozenset({"AWAITING_APPLICANT"}),
+    "RequestResponded": _OPEN,
+    "RequestResolved": _HELD,
+    "RequestTransferred": _HELD,
+    "RequestReferred": _HELD,
+    "RequestClosed": _HELD | {"RESOLVED"},
+    "RequestReopened": frozenset({"RESOLVED", "CLOSED"}),
+}
+# Actions only the body that holds the request takes (``actor`` is its body id).
+_HOLDER_ONLY = frozenset(
+    {"RequestAssigned", "RequestAwaitingApplicant", "RequestResponded", "RequestResolved"}
+)
+
+
+def refusal(state: RequestState, event: Event) -> str | None:
+    """Why ``event`` may not be applied to the request as it stands (``None``: it may).
+
+    Who may act: the actions of the work (assign, ask the applicant, respond, resolve) only by
+    the body that holds the request, its id as ``actor`` (and as ``body_id`` where the event
+    names one); a transfer by the holder or headquarters (:data:`HEADQUARTERS`); a re-referral
+    by headquarters; the applicant's answer and the closing by the applicant's channel (no
+    ``actor``), the holder or headquarters; a reopening by the applicant's channel or
+    headquarters. What may happen: each action only in the statuses of :data:`ALLOWED_IN`
+    (nothing is resolved once resolved or closed, nobody answers an applicant not asked).
+    Intake, closures and SLA facts are not actions: ``None``.
+    """
+    name = type(event).__name__
+    allowed = ALLOWED_IN.get(name)
+    if allowed is None:
+        return None
+    actor, holder = event.actor, state.body_id
+    if name in _HOLDER_ONLY:
+        if actor != holder:
+            return f"{name} by {actor!r}: only the holder {holder!r} may"
+        named = getattr(event, "body_id", holder)
+        if named != holder:
+            return f"{name} names body {named!r}, but {holder!r} holds the request"
+    elif name == "RequestTransferred" and actor not in (holder, HEADQUARTERS):
+        return f"{name} by {actor!r}: only the holder {holder!r} or {HEADQUARTERS!r} may"
+    elif name == "RequestReferred" and actor != HEADQUARTERS:
+        return f"{name} by {actor!r}: only {HEADQUARTERS!r} re-refers a request"
+    elif name in ("ApplicantResponded", "RequestClosed") and actor not in (
+        None,
+        holder,
+        HEADQUARTERS,
+    ):
+        return f"{name} by {actor!r}: only the applicant, the holder {holder!r} or {HEADQUARTERS!r}"
+    elif name == "RequestReopened" and actor not in (None, HEADQUARTERS):
+        return f"{name} by {actor!r}: only the applicant or {HEADQUARTERS!r} may reopen"
+    if state.status not in allowed:
+        return f"{name} not allowed when the request is {state.status}"
+    return None
+
+
 def closure_of(event: OfficeClosureAnnounced) -> Closure:
     """The calendar closure an announcement makes (apply with ``Calendar.with_closure``)."""
     return Closure(event.province, event.first_day, event.last_day)

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-PRODUCT = ("samt124", "producers", "streams", "consumers", "schemas")
+PRODUCT = ("samt124", "producers", "streams", "consumers", "schemas", "api")
 SECRETS = {
     "SAMT124_WRITER_PASSWORD": "w",
     "SAMT124_ANALYST_PASSWORD": "a",
@@ -56,16 +56,16 @@ def test_compose_refuses_to_start_without_the_passwords() -> None:
 
 def test_images_are_pinned_and_services_complete(resolved: dict[str, Any]) -> None:
     services = resolved["services"]
-    assert {"kafka", "clickhouse", "init", "worker", "sink", "lag-exporter"} <= set(services)
+    assert {"kafka", "clickhouse", "init", "worker", "sink", "lag-exporter", "api"} <= set(services)
     for name, service in services.items():
         image = service.get("image", "")
         assert ":" in image, f"{name} image is not pinned"
         assert not image.endswith(":latest"), name
     assert services["kafka"]["image"].startswith("apache/kafka:4.")
     assert services["clickhouse"]["image"].startswith("clickhouse/clickhouse-server:")
-    ours = {services[n]["image"] for n in ("init", "worker", "sink", "lag-exporter")}
+    ours = {services[n]["image"] for n in ("init", "worker", "sink", "lag-exporter", "api")}
     assert len(ours) == 1, "worker, sink and lag exporter run from one image"
-    for name in ("kafka", "clickhouse", "lag-exporter"):
+    for name in ("kafka", "clickhouse", "lag-exporter", "api"):
         assert "healthcheck" in services[name], name
     assert services["worker"]["environment"]["SAMT124_KAFKA_BOOTSTRAP"] == "kafka:9092"
     assert "kafka-data" in resolved["volumes"]
@@ -83,7 +83,7 @@ def test_every_service_command_is_a_samt124_subcommand(resolved: dict[str, Any])
     from samt124.cli import build_parser
 
     parser = build_parser()
-    for name in ("init", "worker", "sink", "lag-exporter"):
+    for name in ("init", "worker", "sink", "lag-exporter", "api"):
         command = resolved["services"][name]["command"]
         args = parser.parse_args(command)
         assert callable(args.handler), name

@@ -58,6 +58,7 @@ def assignment(request: RequestSubmitted, event_id: str | None = None) -> Reques
         occurred_at=datetime.now(UTC),
         recorded_at=datetime.now(UTC),
         source="test",
+        actor=f"samt-org:{request.province}",
         body_id=f"samt-org:{request.province}",
         assignee="operator-7",
     )
@@ -358,6 +359,7 @@ def test_a_transfer_to_another_ministry_starts_a_resolution_cycle_under_its_poli
             occurred_at=moved_at,
             recorded_at=datetime.now(UTC),
             source="test",
+            actor="samt-org:IR-02",
             to_province="IR-02",
             to_body_id="ministry:agriculture",
             to_body_kind="OTHER_MINISTRY",

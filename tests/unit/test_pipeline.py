@@ -292,6 +292,7 @@ def test_facts_are_not_marked_sent_when_publishing_them_fails(
         occurred_at=WALL,
         recorded_at=WALL,
         source="portal",
+        actor="khaneh-samt:IR-30",
         body_id="khaneh-samt:IR-30",
         assignee="operator-7",
     )

@@ -1,0 +1,240 @@
+"""The 124 service API under load: POST requests, GET a request, a province's work-queue page,
+beside the framework's own floor (a constant endpoint of the same app), in one run."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from devtools.bench import harness
+from devtools.bench.results import Section
+from samt124.settings import Settings
+
+CONCURRENCY = 32
+OPEN_REQUESTS = 100_000  # nationally, for the work-queue page of the busiest province
+FORM = {
+    "service_code": "MKT-OVERCHARGE",
+    "description": "گران‌فروشی در فروشگاه",
+    "attribute[province]": "IR-23",
+    "attribute[national_id]": "10101010101",
+    "first_name": "Ali",
+    "last_name": "Rezaei",
+}
+
+
+@dataclass
+class Load:
+    """What one load loop saw: latencies (ms) of the answers, their statuses, their bodies."""
+
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+    bodies: list[Any] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds if self.seconds else 0.0
+
+    def p(self, fraction: float) -> float | None:
+        return harness.percentile(self.latencies, fraction) if self.latencies else None
+
+
+async def _loop(
+    url: str,
+    seconds: float,
+    make: Any,
+    *,
+    keep: bool = False,
+    concurrency: int = CONCURRENCY,
+    count: int | None = None,
+) -> Load:
+    """``concurrency`` clients, each sending ``make(client, n)`` back to back for ``seconds``
+    (or until ``count`` requests in all)."""
+    import httpx
+
+    load = Load()
+    sent = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+        end = time.monotonic() + seconds
+
+        async def one() -> None:
+            nonlocal sent
+            while time.monotonic() < end and (count is None or sent < count):
+                n = sent
+                sent += 1
+                began = time.perf_counter()
+                answer = await make(client, n)
+                load.latencies.append((time.perf_counter() - began) * 1000)
+                load.statuses[answer.status_code] += 1
+                if keep and answer.status_code in (200, 201, 202):
+                    load.bodies.append(answer.json())
+
+        started = time.monotonic()
+        await asyncio.gather(*(one() for _ in range(concurrency)))
+        load.seconds = time.monotonic() - started
+    return load
+
+
+def open_requests(count: int, now: datetime) -> list[Any]:
+    """``count`` submissions spread over the provinces as 124's traffic is, none acted on."""
+    from samt124.domain.catalogue import CATALOGUE
+    from samt124.domain.events import Requester, RequestSubmitted
+    from samt124.domain.provinces import PROVINCES
+
+    rng = random.Random(124)
+    provinces = list(PROVINCES)
+    weights = [PROVINCES[p].weight for p in provinces]
+    codes = list(CATALOGUE)
+    out = []
+    for _ in range(count):
+        at = now - timedelta(minutes=rng.uniform(10, 3 * 24 * 60))
+        out.append(
+            RequestSubmitted(
+                event_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                request_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                occurred_at=at,
+                recorded_at=at,
+                source="bench-preload",
+                channel="PHONE_124",
+                requester=Requester(national_id="10101010101", name="شرکت آزمون"),
+                category=rng.choice(codes),
+                province=rng.choices(provinces, weights)[0],
+                subject="درخواست",
+                body="شرح درخواست",
+                priority="NORMAL",
+            )
+        )
+    return out
+
+
+def measure_api(
+    base: Settings, server_url: str | None, work: Path, open_count: int, seconds: float
+) -> Section:
+    import httpx
+
+    from api.keys import KeyStore
+    from producers.publisher import Publisher
+    from samt124.contract import wire
+    from samt124.domain.routing import referral_bodies
+    from samt124.kafka.reader import read_topics
+    from samt124.kafka.topics import Topics
+
+    section = Section(
+        "api",
+        "The 124 service API (`samt124 api`)",
+        f"The worker, the sink and `samt124 api` run as child processes on the benchmark's broker."
+        f" {open_count:,} open requests are published nationally first (straight to the intake,"
+        f" spread over the provinces by their weight) and the API's view waits for all of them."
+        f" Then, from one async `httpx` load generator with {CONCURRENCY} connections in this"
+        f" process, each for {seconds:.0f} s: `GET /bare` (a constant from the same FastAPI app:"
+        " the framework's floor), `POST /open311/v2/requests.json` (an Open311 form; a"
+        " RequestSubmitted published through the Publisher and confirmed by the broker before the"
+        " answer), `GET /open311/v2/requests/{id}.json` of the requests just posted, and the work"
+        " queue of Tehran's SAMT organization (`GET /api/v1/queue?page_size=50`, the busiest"
+        " province, IR-23) by its body key. Latency is from send to the whole answer read. Every"
+        " 201/202 answered is then looked for on the intake topic by event id (the token).",
+    )
+    settings = harness.namespace(base, "api")
+    if server_url is not None:
+        database = f"bench_{settings.topic_namespace}"
+        settings = settings.model_copy(
+            update={"clickhouse_url": f"{server_url.rsplit('/', 1)[0]}/{database}"}
+        )
+    harness.topics_ready(settings)
+    harness.run(settings, "init", log=work / "api-init.log")
+    store = KeyStore(settings.api_keys_path)
+    portal = store.add("bench-portal", "publisher")[1]
+    tehran = store.add("bench-tehran", "body", body="samt-org:IR-23")[1]
+    port = harness.free_port()
+    url = f"http://127.0.0.1:{port}"
+    worker = harness.start(settings, "worker", log=work / "api-worker.log")
+    sink = harness.start(settings, "sink", log=work / "api-sink.log")
+    api = harness.start(settings, "api", "--listen", f"127.0.0.1:{port}", log=work / "api.log")
+    try:
+
+        def ready() -> bool:
+            try:
+                return bool(httpx.get(url + "/health", timeout=2).json()["caught_up"])
+            except httpx.HTTPError:
+                return False
+
+        harness.wait_until(ready, 300, "the API to start")
+        preload = open_requests(open_count, datetime.now(UTC))
+        with Publisher(settings) as publisher:
+            publisher.publish_many(preload)
+        body_for = referral_bodies()
+        tehran_open = sum(
+            1
+            for e in preload
+            if body_for(e.province, e.category, e.occurred_at) == "samt-org:IR-23"
+        )
+        body = {"Authorization": f"Bearer {tehran}"}
+        queue_url = url + "/api/v1/queue"
+
+        def routed() -> bool:
+            answer = httpx.get(queue_url, headers=body, params={"page_size": 1}, timeout=30)
+            return int(answer.json()["total"]) >= tehran_open
+
+        harness.wait_until(routed, 1800, "the preload in the API's view", every=2.0)
+        held = httpx.get(queue_url, headers=body, params={"page_size": 1}, timeout=60).json()
+        auth = {"Authorization": f"Bearer {portal}"}
+
+        async def bare(client: Any, n: int) -> Any:
+            return await client.get("/bare")
+
+        async def post(client: Any, n: int) -> Any:
+            return await client.post("/open311/v2/requests.json", data=FORM, headers=auth)
+
+        async def page(client: Any, n: int) -> Any:
+            return await client.get("/api/v1/queue", params={"page_size": 50}, headers=body)
+
+        floor = asyncio.run(_loop(url, seconds, bare))
+        posted = asyncio.run(_loop(url, seconds, post, keep=True))
+        ids = [b[0]["service_request_id"] for b in posted.bodies if "service_request_id" in b[0]]
+        tokens = [b[0]["token"] for b in posted.bodies]
+        if not ids:
+            raise harness.BenchError(f"no POST was answered 201: {_statuses(posted)}")
+
+        async def get_one(client: Any, n: int) -> Any:
+            return await client.get(f"/open311/v2/requests/{ids[n % len(ids)]}.json", headers=auth)
+
+        got = asyncio.run(_loop(url, seconds, get_one))
+        pages = asyncio.run(_loop(url, seconds, page, concurrency=4))
+        intake = read_topics(settings, [Topics(settings.topic_namespace).intake])
+        on_intake = Counter(wire.decode(r.value).event_id for r in intake)
+        missing = sum(1 for t in tokens if on_intake[t] == 0)
+        doubled = sum(1 for t in tokens if on_intake[t] > 1)
+    finally:
+        api.stop()
+        sink.stop()
+        worker.stop()
+    section.add(
+        "GET /bare (framework floor)", floor.rate, "requests/s", f"p99 {floor.p(0.99):.1f} ms"
+    )
+    section.add("GET /bare p99", floor.p(0.99), "ms")
+    section.add("POST requests", posted.rate, "requests/s", _statuses(posted))
+    section.add("POST requests p50", posted.p(0.5), "ms")
+    section.add("POST requests p99", posted.p(0.99), "ms")
+    section.ratio("POST / bare", posted.rate, floor.rate)
+    section.add("answered 201/202, not on the intake", missing, "events", "by event id")
+    section.add("answered 201/202, on the intake twice or more", doubled, "events")
+    section.add("GET requests/{id}", got.rate, "requests/s", _statuses(got))
+    section.add("GET requests/{id} p99", got.p(0.99), "ms")
+    section.add("work-queue page (IR-23)", pages.rate, "pages/s", _statuses(pages) + ", 4 clients")
+    section.add("work-queue page p50", pages.p(0.5), "ms")
+    section.add("work-queue page p99", pages.p(0.99), "ms")
+    section.add("open requests nationally (preload)", open_count, "requests")
+    section.add("open requests held by samt-org:IR-23", held["total"], "requests")
+    return section
+
+
+def _statuses(load: Load) -> str:
+    return ", ".join(f"{count:,}× {status}" for status, count in sorted(load.statuses.items()))

@@ -1,0 +1,386 @@
+"""``samt124 api`` on the real broker and worker: an Open311 client library from PyPI submits and
+reads; the work queue and actions drive a request to resolution; keys that do not belong are
+refused and publish nothing, in the API and, straight from Kafka, in the worker."""
+
+from __future__ import annotations
+
+import socket
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+import httpx
+import pytest
+
+from api.keys import KeyStore
+from samt124.contract import wire
+from samt124.domain.events import RequestResolved
+from samt124.kafka.admin import ensure_topics
+from samt124.kafka.reader import read_topics
+from samt124.kafka.topics import Topics
+from samt124.settings import Settings
+from tests.integration.pipeline import Process, decoded, produce_raw, start, wait_for
+
+pytestmark = pytest.mark.integration
+
+FORM = {
+    "service_code": "MKT-OVERCHARGE",
+    "description": "گران‌فروشی در فروشگاه",
+    "attribute[province]": "IR-23",
+    "attribute[national_id]": "10101010101",
+    "first_name": "Ali",
+    "last_name": "Rezaei",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    url: str
+    keys: dict[str, str]
+    worker: Process
+    api: Process
+
+    def client(self, who: str | None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.keys[who]}"} if who else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+    def intake(self) -> list[Any]:
+        return decoded(read_topics(self.settings, [Topics(self.settings.topic_namespace).intake]))
+
+
+@pytest.fixture
+def stack(settings: Settings, tmp_path: Path) -> Iterator[Stack]:
+    ensure_topics(settings)
+    store = KeyStore(settings.api_keys_path)
+    keys = {
+        "portal": store.add("portal", "publisher", channel="WEB_PORTAL")[1],
+        "app": store.add("samt-app", "publisher", channel="SAMTEMA_APP")[1],
+        "tehran": store.add("samt-org-tehran", "body", body="samt-org:IR-23")[1],
+        "esfahan": store.add("samt-org-esfahan", "body", body="samt-org:IR-10")[1],
+        "hq": store.add("hq", "ministry")[1],
+    }
+    worker = start(settings, "worker", log=tmp_path / "worker.log")
+    port = free_port()
+    api = start(settings, "api", "--listen", f"127.0.0.1:{port}", log=tmp_path / "api.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def ready() -> bool:
+            try:
+                return bool(httpx.get(url + "/health", timeout=2).json()["caught_up"])
+            except httpx.HTTPError:
+                return False
+
+        wait_for(ready, 120, "the API to follow the worker's states")
+        yield Stack(settings, url, keys, worker, api)
+    finally:
+        api.stop()
+        worker.stop()
+
+
+def post(client: httpx.Client, **changes: str) -> httpx.Response:
+    return client.post("/open311/v2/requests.json", data={**FORM, **changes})
+
+
+def status_of(stack: Stack, who: str, request_id: str) -> dict[str, Any]:
+    with stack.client(who) as client:
+        answer = client.get(f"/api/v1/requests/{request_id}")
+        assert answer.status_code == 200, answer.text
+        result: dict[str, Any] = answer.json()
+        return result
+
+
+def wait_status(stack: Stack, who: str, request_id: str, status: str) -> dict[str, Any]:
+    def reached() -> dict[str, Any] | None:
+        with stack.client(who) as client:  # a body sees the request once it is referred to it
+            answer = client.get(f"/api/v1/requests/{request_id}")
+        data: dict[str, Any] = answer.json()
+        return data if answer.status_code == 200 and data["detailed_status"] == status else None
+
+    found: dict[str, Any] = wait_for(reached, 30, f"{request_id} to be {status}", every=0.1)
+    return found
+
+
+def test_an_open311_client_library_submits_and_reads_through_the_api(stack: Stack) -> None:
+    from civicbot.open311 import Open311Client
+    from civicbot.registry import Endpoint
+
+    base = stack.url + "/open311/v2"
+    # reads authenticate with HTTP Basic (the key as password) after the API's 401 challenge:
+    # the standard library's own handler, the client library is not changed
+    passwords = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+    passwords.add_password(None, stack.url, "portal", stack.keys["portal"])
+    opener = urllib.request.build_opener(urllib.request.HTTPBasicAuthHandler(passwords))
+    urllib.request.install_opener(opener)
+    try:
+        client = Open311Client(
+            Endpoint(id="samt124", name="samt124 124", base_url=base, write=True)
+        )
+        services = client.list_services()
+        overcharge = next(s for s in services if s["service_code"] == "MKT-OVERCHARGE")
+        assert overcharge["service_name"] == "Overcharging"
+        assert overcharge["service_name_fa"] == "گران‌فروشی"
+        definition = client.get_service_definition("MKT-OVERCHARGE")
+        required = {a["code"] for a in definition["attributes"] if a["required"]}
+        assert required == {"province", "national_id"}
+
+        prepared = client.create_request(
+            "MKT-OVERCHARGE",
+            dry_run=False,
+            confirm="SEND",
+            api_key=stack.keys["portal"],
+            validate_remote=True,
+            address_string="تهران، خیابان ولیعصر",
+            description="گران‌فروشی لبنیات",
+            first_name="Sara",
+            last_name="Ahmadi",
+            attributes={"province": "IR-23", "national_id": "0012345678"},
+        )
+        created = prepared.response[0]
+        request_id = created["service_request_id"]
+        read = client.get_request(request_id)  # at once: the API's own write
+        assert read is not None
+        assert read["status"] == "open"
+        assert read["detailed_status"] in ("submitted", "referred")
+        assert read["service_code"] == "MKT-OVERCHARGE"
+
+        started = time.monotonic()
+
+        def referred() -> dict[str, Any] | None:
+            got = client.get_request(request_id)
+            return got if got and got["agency_responsible"] else None
+
+        routed = wait_for(referred, 30, "the referral in the API", every=0.05)
+        print(f"referral visible {time.monotonic() - started:.2f} s after the first read")
+        assert routed["agency_responsible"] == "samt-org:IR-23"
+        assert routed["detailed_status"] == "referred"
+        assert routed["requested_datetime"].endswith("+03:30")
+        listed = client.list_requests(status="open")
+        assert [r["service_request_id"] for r in listed] == [request_id]
+        token = client.get_token(created["token"])
+        assert token[0]["service_request_id"] == request_id
+    finally:
+        urllib.request.install_opener(urllib.request.build_opener())
+
+    # the same in XML
+    with stack.client("portal") as http:
+        xml = http.get(f"/open311/v2/requests/{request_id}.xml")
+        assert xml.headers["content-type"].startswith("text/xml")
+        root = ElementTree.fromstring(xml.content)
+        assert root.tag == "service_requests"
+        assert root.findtext("request/service_request_id") == request_id
+        assert root.findtext("request/status") == "open"
+        services_xml = ElementTree.fromstring(http.get("/open311/v2/services.xml").content)
+        assert len(services_xml.findall("service")) == len(services)
+    # the submission is on the intake once, by the portal, on its channel
+    submissions = [e for e in stack.intake() if e.request_id == request_id]
+    assert len(submissions) == 1
+    assert submissions[0].source == "portal"
+    assert submissions[0].channel == "WEB_PORTAL"
+    assert submissions[0].requester.national_id == "0012345678"
+
+
+def test_a_body_works_its_queue_to_resolution_with_the_clock_paused_for_the_applicant(
+    stack: Stack,
+) -> None:
+    with stack.client("portal") as portal:
+        first = post(portal, **{"attribute[province]": "IR-23"}).json()[0]["service_request_id"]
+        retried = {"Idempotency-Key": "portal-ticket-77"}
+        answer = portal.post("/open311/v2/requests.json", data=FORM, headers=retried)
+        again = portal.post("/open311/v2/requests.json", data=FORM, headers=retried)
+        assert answer.status_code == again.status_code == 201
+        assert answer.json()[0]["service_request_id"] == again.json()[0]["service_request_id"]
+    wait_status(stack, "tehran", first, "referred")
+
+    with stack.client("tehran") as tehran:
+        queue = tehran.get("/api/v1/queue", params={"page_size": 10}).json()
+        assert queue["body"] == "samt-org:IR-23"
+        assert first in [r["request_id"] for r in queue["requests"]]
+        row = next(r for r in queue["requests"] if r["request_id"] == first)
+        assert {c["clock"] for c in row["clocks"]} == {
+            "FIRST_RESPONSE",
+            "RESOLUTION",
+            "OPERATIONAL",
+        }
+        assert tehran.get("/api/v1/queue", params={"page": "0"}).status_code == 400
+
+        def act(action: str, **body: str) -> httpx.Response:
+            return tehran.post(f"/api/v1/requests/{first}/{action}", json=body)
+
+        assert act("assign", assignee="expert-07").status_code == 202
+        wait_status(stack, "tehran", first, "assigned")
+        assert act("ask-applicant", reason="فاکتور خرید").status_code == 202
+        paused = wait_status(stack, "tehran", first, "awaiting_applicant")
+        assert {c["state"] for c in paused["clocks"]} == {"paused"}
+        worked = {c["clock"]: c["worked_hours"] for c in paused["clocks"]}
+        # the applicant cannot be answered twice, nor the request resolved by another body
+        with stack.client("esfahan") as esfahan:
+            foreign = esfahan.post(
+                f"/api/v1/requests/{first}/resolve", json={"outcome": "VIOLATOR"}
+            )
+            assert foreign.status_code == 403, foreign.text
+            assert esfahan.get(f"/open311/v2/requests/{first}.json").status_code == 403
+            assert first not in [
+                r["request_id"] for r in esfahan.get("/api/v1/queue").json()["requests"]
+            ]
+        with stack.client("portal") as portal:
+            answered = portal.post(
+                f"/api/v1/requests/{first}/applicant-responded", json={"note": "فاکتور پیوست شد"}
+            )
+            assert answered.status_code == 202, answered.text
+        resumed = wait_status(stack, "tehran", first, "in_progress")
+        assert {c["state"] for c in resumed["clocks"]} == {"running"}
+        assert {c["clock"]: c["worked_hours"] for c in resumed["clocks"]} == worked
+        assert act("respond", message="بازرسی انجام شد").status_code == 202
+        wait_status(stack, "tehran", first, "responded")
+        bad = act("resolve", outcome="MAYBE")
+        assert bad.status_code == 400
+        assert "outcome" in bad.json()[0]["description"]
+        assert act("resolve", outcome="VIOLATOR", note="پرونده به تعزیرات").status_code == 202
+        done = wait_status(stack, "tehran", first, "resolved")
+        assert done["status"] == "closed"
+        again_resolved = act("resolve", outcome="VIOLATOR")
+        assert again_resolved.status_code == 409
+        assert "RESOLVED" in again_resolved.json()[0]["description"]
+    with stack.client("hq") as hq:
+        assert (
+            hq.post(f"/api/v1/requests/{first}/reopen", json={"reason": "شکایت مجدد"}).status_code
+            == 202
+        )
+    wait_status(stack, "hq", first, "reopened")
+
+    kinds = [type(e).__name__ for e in stack.intake() if e.request_id == first]
+    assert kinds == [
+        "RequestSubmitted",
+        "RequestAssigned",
+        "RequestAwaitingApplicant",
+        "ApplicantResponded",
+        "RequestResponded",
+        "RequestResolved",
+        "RequestReopened",
+    ]
+    counts = Counter(e.event_id for e in stack.intake())
+    assert max(counts.values()) == 1  # each event once, the retried POST included
+
+
+def test_wrong_keys_and_bad_input_are_refused_and_nothing_is_published(stack: Stack) -> None:
+    with stack.client("portal") as portal:
+        accepted = post(portal).json()[0]["service_request_id"]
+    wait_status(stack, "tehran", accepted, "referred")
+    before = len(stack.intake())
+    open311 = "/open311/v2/requests.json"
+    with stack.client(None) as anonymous:
+        no_key = anonymous.post(open311, data=FORM)
+        assert no_key.status_code == 401
+        assert no_key.headers["www-authenticate"].startswith("Basic")
+        wrong = anonymous.post(open311, data={**FORM, "api_key": "s124_000000000000_" + "a" * 43})
+        assert wrong.status_code == 401
+        assert anonymous.get("/api/v1/queue", headers={"X-Api-Key": "nope"}).status_code == 401
+        assert anonymous.get("/open311/v2/services.json").status_code == 200  # public
+    with stack.client("tehran") as tehran:
+        assert post(tehran).status_code == 403  # a body does not submit
+    with stack.client("app") as app:  # another publisher's submission is not its to read
+        assert app.get(f"/open311/v2/requests/{accepted}.json").status_code == 403
+        assert (
+            app.post(f"/api/v1/requests/{accepted}/applicant-responded", json={}).status_code == 403
+        )
+    with stack.client("esfahan") as esfahan:
+        for action, body in [
+            ("assign", {"assignee": "x"}),
+            ("respond", {"message": "m"}),
+            (
+                "transfer",
+                {
+                    "to_province": "IR-10",
+                    "to_body_id": "samt-org:IR-10",
+                    "to_body_kind": "SAMT_ORGANIZATION",
+                    "reason": "mine",
+                },
+            ),
+        ]:
+            answer = esfahan.post(f"/api/v1/requests/{accepted}/{action}", json=body)
+            assert answer.status_code == 403, (action, answer.text)
+        assert esfahan.get("/api/v1/queue", params={"body": "samt-org:IR-23"}).status_code == 403
+    with stack.client("portal") as portal:
+        problems = {
+            "malformed JSON": portal.post(
+                open311, content=b'{"service_code": ', headers={"Content-Type": "application/json"}
+            ),
+            "malformed XML": portal.post(
+                "/open311/v2/requests.xml",
+                content=b"<request><a>",
+                headers={"Content-Type": "text/xml"},
+            ),
+            "unknown service": post(portal, service_code="NOPE"),
+            "wrong province": post(portal, **{"attribute[province]": "IR-99"}),
+            "bad national id": post(portal, **{"attribute[national_id]": "12"}),
+            "no description": post(portal, description=""),
+            "oversized": portal.post(open311, content=b"a" * 70_000),
+            "unknown id": portal.get("/open311/v2/requests/no-such-request.json"),
+            "bad paging": portal.get("/open311/v2/requests.json", params={"page_size": "x"}),
+            "bad date": portal.get("/open311/v2/requests.json", params={"start_date": "yesterday"}),
+            "bad format": portal.get("/open311/v2/services.yaml"),
+        }
+        for what, answer in problems.items():
+            assert 400 <= answer.status_code < 500, (what, answer.status_code, answer.text)
+            if answer.headers["content-type"].startswith("text/xml"):
+                continue  # the XML request's error, in XML: below
+            assert answer.json()[0]["code"] == answer.status_code, what
+            assert answer.json()[0]["description"], what
+        assert "attribute[province]" in problems["wrong province"].json()[0]["description"]
+        assert "attribute[national_id]" in problems["bad national id"].json()[0]["description"]
+        assert problems["oversized"].status_code == 413
+        assert problems["unknown id"].status_code == 404
+        xml_error = ElementTree.fromstring(problems["malformed XML"].content)
+        assert xml_error.findtext("error/code") == "400"
+    time.sleep(1)
+    assert len(stack.intake()) == before  # nothing of the above was published
+
+
+def test_the_worker_dead_letters_an_action_published_straight_to_kafka_by_another_body(
+    stack: Stack,
+) -> None:
+    with stack.client("portal") as portal:
+        request_id = post(portal).json()[0]["service_request_id"]
+    wait_status(stack, "tehran", request_id, "referred")
+    now = datetime.now(UTC)
+    forged = RequestResolved(
+        event_id=str(uuid.uuid4()),
+        request_id=request_id,
+        occurred_at=now,
+        recorded_at=now,
+        source="desk-124",
+        actor="samt-org:IR-10",
+        body_id="samt-org:IR-10",
+        outcome="NOT_VIOLATOR",
+        resolution_note="بسته شد",
+    )
+    topics = Topics(stack.settings.topic_namespace)
+    produce_raw(stack.settings, topics.intake, [(wire.key(forged), wire.encode(forged))])
+
+    def dead() -> list[Any] | None:
+        records = read_topics(stack.settings, [topics.dlq])
+        return [r for r in records if r.value == wire.encode(forged)] or None
+
+    letters = wait_for(dead, 60, "the forged resolution on the dead-letter topic")
+    reason = letters[0].headers["dlq-reason"].decode()
+    assert "only the holder 'samt-org:IR-23' may" in reason
+    assert request_id in reason
+    time.sleep(1)
+    assert status_of(stack, "tehran", request_id)["detailed_status"] == "referred"
+    province = decoded(read_topics(stack.settings, [topics.province("IR-23")]))
+    assert forged.event_id not in {e.event_id for e in province}
