@@ -66,6 +66,57 @@ def services() -> Iterator[Services]:
         kafka.down(base)
 
 
+@pytest.fixture(autouse=True)
+def _drop_new_topics(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Delete the topics a test on the shared broker created, once everything it started stopped.
+
+    A whole run creates thousands of partitions (each test has its own namespace); kept, they
+    would hold the broker's open files past the process limit.
+    """
+    if "services" not in request.fixturenames:
+        yield
+        return
+    bootstrap = request.getfixturevalue("services").base.bootstrap
+    before = _topics(bootstrap)
+    yield
+    if before is None:
+        return
+    created = {t for t in (_topics(bootstrap) or set()) - before if not t.startswith("__")}
+    if created:
+        _delete(bootstrap, sorted(created))
+
+
+def _topics(bootstrap: str) -> set[str] | None:
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    except (KafkaError, OSError):
+        return None  # the broker is away (a test stopped it): nothing to compare
+    try:
+        return set(admin.list_topics())
+    finally:
+        admin.close()
+
+
+def _delete(bootstrap: str, topics: list[str]) -> None:
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    except (KafkaError, OSError):
+        return
+    try:
+        for start in range(0, len(topics), 100):
+            admin.delete_topics(topics[start : start + 100], timeout_ms=30_000)
+    except KafkaError:
+        pass  # left for the broker's next run; the next test deletes its own
+    finally:
+        admin.close()
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
 
