@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from samt124.commands import consumers, contract, lag, producers, rules, worker
+from samt124.commands import dashboard as dashboard_command
 from samt124.settings import Settings
 
 DEVELOPMENT = ("local", "bench", "demo", "calendar")
@@ -49,5 +50,6 @@ REGISTRATIONS: list[Callable[[Any], None]] = [
     worker.register,
     consumers.register,
     lag.register,
+    dashboard_command.register,
     *_development(),
 ]
