@@ -43,10 +43,9 @@ def create_app(snapshots: Snapshots, *, refresh_seconds: float) -> FastAPI:
     def snapshot() -> JSONResponse:
         try:
             body: dict[str, Any] = snapshots.get()
-        except EngineError as error:  # ClickHouse away or the schema missing: say so, keep serving
-            return JSONResponse(
-                {"error": f"ClickHouse: {error}"}, status_code=503, headers=NO_STORE
-            )
+        except Exception as error:  # nothing read yet: say why, keep serving
+            where = "ClickHouse" if isinstance(error, EngineError) else type(error).__name__
+            return JSONResponse({"error": f"{where}: {error}"}, status_code=503, headers=NO_STORE)
         return JSONResponse(body, headers=NO_STORE)
 
     @app.get("/healthz")

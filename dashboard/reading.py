@@ -33,10 +33,12 @@ DEAD_LETTER_REASON_WORDS = 2  # a reason read from Kafka is grouped by its first
 
 
 class Counted:
-    """An engine that counts the statements sent through it."""
+    """An engine for one refresh: it counts the statements it sends, and sends an identical
+    statement once (the reports that need the business calendar each ask for the closures)."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._answers: dict[str, tuple[list[str], list[Row]]] = {}
         self.queries = 0
 
     @property
@@ -52,8 +54,11 @@ class Counted:
         self._engine.execute(sql)
 
     def query(self, sql: str) -> tuple[list[str], list[Row]]:
-        self.queries += 1
-        return self._engine.query(sql)
+        if sql not in self._answers:
+            self.queries += 1
+            self._answers[sql] = self._engine.query(sql)
+        columns, rows = self._answers[sql]
+        return list(columns), list(rows)
 
     def insert(self, *args: Any, **kwargs: Any) -> None:
         raise PermissionError("the dashboard only reads")
@@ -245,21 +250,59 @@ class Kafka:
 
 
 class Snapshots:
-    """Reads a snapshot, at most once per ``every`` seconds whoever asks (viewers share it)."""
+    """The latest snapshot, read again ``every`` seconds after the last read ended.
+
+    Viewers get the latest snapshot at once and share it, so ClickHouse does one refresh per
+    period however many pages are open, and never two at a time however slow a refresh is.
+    A refresh that fails keeps the last snapshot, with ``problem`` saying why.
+    """
 
     def __init__(self, settings: Settings, *, every: float, kafka: bool = True) -> None:
         self._settings = settings
         self._every = every
         self._kafka = Kafka(settings) if kafka else None
-        self._lock = threading.Lock()
+        self._changed = threading.Condition()
         self._last: dict[str, Any] | None = None
-        self._read_at = 0.0
+        self._error: Exception | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def first(self) -> dict[str, Any]:
+        """Read one snapshot now (raises what the read raises); later ones come by :meth:`start`."""
+        snapshot = self.read(datetime.now(UTC))
+        with self._changed:
+            self._last, self._error = snapshot, None
+            self._changed.notify_all()
+        return snapshot
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="dashboard-refresh", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._every):
+            try:
+                snapshot = self.read(datetime.now(UTC))
+            except Exception as error:  # ClickHouse away: keep the last figures, say why
+                log.warning("dashboard refresh failed: %s", error)
+                with self._changed:
+                    self._error = error
+                continue
+            with self._changed:
+                self._last, self._error = snapshot, None
+                self._changed.notify_all()
 
     def get(self) -> dict[str, Any]:
-        with self._lock:
-            if self._last is None or time.monotonic() - self._read_at >= self._every:
-                self._last = self.read(datetime.now(UTC))
-                self._read_at = time.monotonic()
+        """The latest snapshot (``problem`` set when the last refresh failed)."""
+        with self._changed:
+            if self._last is None:
+                if self._error is not None:
+                    raise self._error
+                self._changed.wait(timeout=120)
+            if self._last is None:
+                raise RuntimeError("no snapshot read yet")
+            if self._error is not None:
+                return {**self._last, "problem": str(self._error)}
             return self._last
 
     def read(self, now: datetime) -> dict[str, Any]:
@@ -294,5 +337,8 @@ class Snapshots:
         )
 
     def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
         if self._kafka is not None:
             self._kafka.close()

@@ -26,6 +26,7 @@ const TEXT = {
     source_none: "بارگذاری نشده (نه جدول dead_letters، نه Kafka در دسترس)",
     cost: (q, ch, ms) => `هزینهٔ آخرین بازخوانی: ${q} پرس‌وجو، ${ch} میلی‌ثانیه در ClickHouse، ${ms} میلی‌ثانیه در کل`,
     unavailable: "داده‌ها در دسترس نیست:", week_of: "هفتهٔ ",
+    stale: "آخرین بازخوانی ناموفق بود؛ ارقام زیر از بازخوانی پیشین است:",
   },
   en: {
     title: "124 — the ministry's dashboard", toggle: "فارسی", open: "Open requests",
@@ -52,7 +53,7 @@ const TEXT = {
     source_none: "not loaded (no dead_letters table, Kafka not reachable)",
     cost: (q, ch, ms) => `last refresh: ${q} queries, ${ch} ms in ClickHouse, ${ms} ms in all`,
     unavailable: "data unavailable:",
-    week_of: "week ",
+    week_of: "week ", stale: "the last refresh failed; the figures below are from the one before:",
   },
 };
 
@@ -124,12 +125,15 @@ function bars(id, items, max) {
 }
 
 function render(s) {
-  document.getElementById("problem").hidden = true;
+  const problem = document.getElementById("problem");
+  problem.hidden = !s.problem;
+  problem.textContent = s.problem ? `${t("stale")} ${s.problem}` : "";
   const lagText = s.lag.available ? num(s.lag.total) : t("lag_unknown");
   const date = lang === "fa" ? digits(s.as_of.jalali_date) : s.as_of.gregorian_date;
   const asof = document.getElementById("asof");
   asof.textContent = t("as_of")(digits(s.as_of.tehran_time), date, lagText);
   asof.dataset.time = s.as_of.tehran_time;
+  asof.dataset.utc = s.as_of.utc;
   const national = s.backlog.national;
   for (const key of ["open", "past_first_response", "past_resolution", "past_operational"]) setFigure(key, national[key]);
   setFigure("breaches_today", s.breaches.today.total);

@@ -42,8 +42,8 @@ def register(commands: Any) -> None:
         type=arguments.seconds,
         default=DEFAULT_REFRESH,
         metavar="SECONDS",
-        help=f"how often the page asks for new figures; one ClickHouse read per period however"
-        f" many viewers (default {DEFAULT_REFRESH:g})",
+        help="seconds between the end of one ClickHouse read and the start of the next; every"
+        f" open page shares the latest (default {DEFAULT_REFRESH:g})",
     )
     parser.add_argument(
         "--no-kafka",
@@ -83,13 +83,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     sock = bind(host, port)
     snapshots = Snapshots(settings, every=args.refresh, kafka=not args.no_kafka)
     try:
-        snapshots.get()  # the schema is there and readable before the page is served
+        snapshots.first()  # the schema is there and readable before the page is served
     except EngineError as error:
         sock.close()
         raise CommandFailed(
             f"ClickHouse ({settings.clickhouse.describe()}): {error}",
             "create the schema with `samt124 init` (once), then start the dashboard again",
         ) from error
+    snapshots.start()
     app = create_app(snapshots, refresh_seconds=args.refresh)
     shown = f"[{host}]" if ":" in host else host
     print(
