@@ -190,6 +190,7 @@ def snapshot(
     dead: dict[str, Any],
     week_label: str,
     queries: int,
+    statements: Sequence[tuple[str, float]],
     clickhouse_seconds: float,
     seconds: float,
 ) -> dict[str, Any]:
@@ -213,6 +214,9 @@ def snapshot(
         "refresh": {
             "queries": queries,
             "clickhouse_ms": round(clickhouse_seconds * 1000, 1),
+            "statements": [
+                {"for": label, "ms": round(seconds * 1000, 1)} for label, seconds in statements
+            ],
             "ms": round(seconds * 1000, 1),
         },
     }

@@ -40,6 +40,8 @@ class Counted:
         self._engine = engine
         self._answers: dict[str, tuple[list[str], list[Row]]] = {}
         self.queries = 0
+        self.label = ""  # what the next statements are for (the report's name)
+        self.timings: list[tuple[str, float]] = []  # (label, seconds) per statement sent
 
     @property
     def database(self) -> str:
@@ -56,7 +58,9 @@ class Counted:
     def query(self, sql: str) -> tuple[list[str], list[Row]]:
         if sql not in self._answers:
             self.queries += 1
+            started = time.perf_counter()
             self._answers[sql] = self._engine.query(sql)
+            self.timings.append((self.label, time.perf_counter() - started))
         columns, rows = self._answers[sql]
         return list(columns), list(rows)
 
@@ -110,23 +114,26 @@ def oldest_overdue(
     ]
 
 
-def read_tables(engine: Engine, now: datetime) -> dict[str, figures.Table]:
-    """The report tables behind the figures, for the instant ``now``."""
+def table_params(now: datetime) -> dict[str, tuple[str, reports.ReportParams]]:
+    """Each table behind the figures: the report and its parameters, for the instant ``now``."""
     params = reports.ReportParams(as_of=now)
     return {
-        "backlog": reports.run(engine, "backlog", params),
-        "breaches_today": reports.run(
-            engine, "heatmap", replace(params, since=figures.today_start(now))
-        ),
-        "breaches_week": reports.run(
-            engine, "heatmap", replace(params, since=figures.week_start(now))
-        ),
-        "sla": reports.run(engine, "sla", params),
-        "sla_alborz": reports.run(
-            engine, "sla", replace(params, by="body", provinces=(reports.ALBORZ,))
-        ),
-        "volume": reports.run(engine, "volume", params),
+        "backlog": ("backlog", params),
+        "breaches_today": ("heatmap", replace(params, since=figures.today_start(now))),
+        "breaches_week": ("heatmap", replace(params, since=figures.week_start(now))),
+        "sla": ("sla", params),
+        "sla_alborz": ("sla", replace(params, by="body", provinces=(reports.ALBORZ,))),
+        "volume": ("volume", params),
     }
+
+
+def read_tables(engine: Counted, now: datetime) -> dict[str, figures.Table]:
+    """The report tables behind the figures, for the instant ``now``."""
+    tables = {}
+    for key, (name, params) in table_params(now).items():
+        engine.label = key
+        tables[key] = reports.run(engine, name, params)
+    return tables
 
 
 def dead_letter_table(engine: Engine) -> list[tuple[str, int]] | None:
@@ -311,7 +318,9 @@ class Snapshots:
         with opened(self._settings.clickhouse, readonly=True, lock_timeout=60) as raw:
             engine = Counted(raw)
             tables = read_tables(engine, now)
+            engine.label = "oldest_overdue"
             oldest = oldest_overdue(engine, reports.ReportParams(as_of=now))
+            engine.label = "dead_letters"
             table = dead_letter_table(engine)
             queries = engine.queries
         clickhouse_seconds = time.perf_counter() - started
@@ -332,6 +341,7 @@ class Snapshots:
             dead=dead,
             week_label=week,
             queries=queries,
+            statements=engine.timings,
             clickhouse_seconds=clickhouse_seconds,
             seconds=time.perf_counter() - started,
         )

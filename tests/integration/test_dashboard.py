@@ -308,6 +308,8 @@ def test_the_page_shows_the_reports_figures_and_follows_new_events(live: Live) -
             errors: list[str] = []
             page.on("pageerror", lambda error: errors.append(str(error)))
             page.on("requestfailed", lambda request: errors.append(request.url))
+            asked: list[str] = []
+            page.on("request", lambda request: asked.append(request.url))
             page.goto(live.url)
             page.wait_for_selector("#open[data-value]")
             assert page.evaluate("document.documentElement.dir") == "rtl"
@@ -352,5 +354,34 @@ def test_the_page_shows_the_reports_figures_and_follows_new_events(live: Live) -
             assert page.get_attribute("body", "data-refreshed") != refreshed
             assert page.url.startswith(live.url)  # the same page, never reloaded
             assert errors == []
+            assert {url for url in asked if not url.startswith(live.url)} == set()
         finally:
             browser.close()
+
+
+def test_dead_letters_are_counted_from_a_loaded_table_by_kind_once_per_place(
+    server_url: str,
+) -> None:
+    """When ClickHouse holds a ``dead_letters`` table (the sink's load of the dead-letter topic),
+    the dashboard counts it by reason kind, a message stored twice once."""
+    from dashboard.reading import dead_letter_table
+    from samt124.settings import parse_clickhouse_url
+
+    target = parse_clickhouse_url(server_url)
+    with opened(target) as engine:
+        migrate(engine)
+        assert dead_letter_table(engine) is None  # not loaded: the page says so
+        db = engine.database
+        engine.execute(
+            f"CREATE TABLE {db}.dead_letters (topic String, partition UInt32, offset UInt64,"
+            " reason String, reason_kind String) ENGINE = MergeTree ORDER BY (topic, offset)"
+        )
+        rows = [
+            ("t.dlq", 0, 1, "invalid RequestSubmitted: province", "invalid"),
+            ("t.dlq", 0, 1, "invalid RequestSubmitted: province", "invalid"),  # stored twice
+            ("t.dlq", 0, 2, "invalid RequestResolved: actor", "invalid"),
+            ("t.dlq", 1, 7, "undecodable: not Avro", "undecodable"),
+        ]
+        columns = ("topic", "partition", "offset", "reason", "reason_kind")
+        engine.insert("dead_letters", columns, rows, dedup_token=None)
+        assert dead_letter_table(engine) == [("invalid", 2), ("undecodable", 1)]
