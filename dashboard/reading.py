@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 OLDEST = 10  # overdue requests listed
 LAG_WINDOW = 30.0  # seconds over which a partition's lag status is judged
 KAFKA_RETRY_SECONDS = 30.0  # after a failed Kafka reading, wait this long before the next
-DEAD_LETTER_REASON_WORDS = 2  # a reason read from Kafka is grouped by its first words
+DEAD_LETTER_REASON_CHARS = 80  # a reason read from Kafka is grouped by what precedes its detail
 
 
 class Counted:
@@ -155,9 +155,9 @@ def dead_letter_table(engine: Engine) -> list[tuple[str, int]] | None:
 
 
 def reason_kind(reason: str) -> str:
-    """The first words of a dead-letter reason (``invalid RequestSubmitted: ...``)."""
-    head = reason.split(":", 1)[0].strip()
-    return " ".join(head.split()[:DEAD_LETTER_REASON_WORDS]) or "unknown"
+    """A dead-letter reason without its detail (``invalid RequestSubmitted``, not the field)."""
+    head = " ".join(reason.split(":", 1)[0].split())
+    return head[:DEAD_LETTER_REASON_CHARS] or "unknown"
 
 
 class Kafka:
