@@ -349,6 +349,6 @@ class Snapshots:
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=60)
+            self._thread.join(timeout=5)  # a daemon: a read under way is not waited for long
         if self._kafka is not None:
             self._kafka.close()
