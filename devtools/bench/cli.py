@@ -32,8 +32,9 @@ MEASUREMENTS = (
     "sink",
     "sink-restart",
     "freshness",
+    "dashboard",
 )
-NEEDS_SERVER = {"e2e", "sink", "sink-restart", "freshness"}
+NEEDS_SERVER = {"e2e", "sink", "sink-restart", "freshness", "dashboard"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class Scale:
     e2e_timeout: float
     freshness: int  # events published one at a time
     worker: int  # events preloaded for the worker alone
+    dashboard: int = 100_000  # events stored before the dashboard's refreshes are timed
 
 
 SCALES = {
@@ -83,6 +85,7 @@ SCALES = {
         e2e_timeout=3600,
         freshness=40,
         worker=100_000,
+        dashboard=1_000_000,
     ),
 }
 
@@ -187,6 +190,7 @@ class _Run:
             "sink": self.sink,
             "sink-restart": self.sink_restart,
             "freshness": self.freshness,
+            "dashboard": self.dashboard,
         }
         for name in names:
             started = time.monotonic()
@@ -323,6 +327,13 @@ class _Run:
 
         return [
             freshness.measure_freshness(self.base, self.server_url, self.scale.freshness, self.work)
+        ]
+
+    def dashboard(self) -> list[Section]:
+        from devtools.bench import dashboard
+
+        return [
+            dashboard.measure_dashboard(self.base, self.server_url, self.scale.dashboard, self.work)
         ]
 
     def sink_restart(self) -> list[Section]:
