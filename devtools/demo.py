@@ -4,7 +4,8 @@
    a cluster; analytics go where the settings say (chdb in ``<home>/chdb`` by default);
 2. ``samt124 init``: the topics and the ClickHouse schema;
 3. the worker, the sink and a lag monitor (``lag --watch 5 --json``) as subprocesses, their
-   output in ``<home>/demo/*.log``;
+   output in ``<home>/demo/*.log``, and the live dashboard (``samt124 dashboard``, its URL
+   printed: 127.0.0.1:8125, or a free port when that one is taken) for as long as they run;
 4. ``samt124 simulate --recent``: national traffic ending about now, at a steady rate, with a
    progress line every few seconds;
 5. a wait until the worker's and the sink's consumer groups have caught up, then the sink is
@@ -27,6 +28,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -53,6 +55,9 @@ STOP_SECONDS = 60.0
 JOIN_SECONDS = 120.0
 CHANGELOG_SUFFIX = "-changelog"
 PR_SET_PDEATHSIG = 1
+DASHBOARD_PORT = 8125  # samt124 dashboard's default; a free port when it is taken
+DASHBOARD_START_SECONDS = 60.0
+DASHBOARD_SERVING = "dashboard: http://"
 PUBLISHED = re.compile(rb"published ([\d,]+) / ([\d,]+) events")
 PUBLISHED_FINAL = re.compile(r"published (\d+) events in ([\d.]+) s")
 
@@ -279,6 +284,7 @@ class Demo:
     began: float = field(default_factory=time.monotonic)
     lag_series: list[html_report.LagPoint] = field(default_factory=list)
     lag: LagWatch = field(init=False)
+    url: str | None = None  # the live dashboard's, while it runs
 
     def __post_init__(self) -> None:
         self.lag = LagWatch(self.settings)
@@ -307,6 +313,7 @@ class Demo:
             f"the 124 service API: http://{self.settings.api_listen}/open311/v2/services.json"
             " (samt124 keys add NAME --role publisher|body|ministry for a key)"
         )
+        self._dashboard()
         self.say(
             f"publishing {plan.count:,} events at {plan.rate:,.0f}/s "
             f"(seed {plan.seed}): national 124 traffic ending about now"
@@ -418,6 +425,27 @@ class Demo:
             f" logs in {self.directory}"
         )
 
+    def _dashboard(self) -> None:
+        """Serve the live dashboard while the pipeline runs; its URL, or why it is not there."""
+        port = DASHBOARD_PORT if _port_free(DASHBOARD_PORT) else _free_port()
+        child = self._spawn(
+            "dashboard", "dashboard", "--listen", f"127.0.0.1:{port}", "--refresh", "5"
+        )
+        deadline = time.monotonic() + DASHBOARD_START_SECONDS
+        while time.monotonic() < deadline and child.running:
+            if DASHBOARD_SERVING in child.log.read_text(errors="replace"):
+                self.children.append(child)
+                self.url = f"http://127.0.0.1:{port}/"
+                self.say(f"dashboard: {self.url} (live while the pipeline runs)")
+                return
+            time.sleep(0.5)
+        child.stop()
+        self.say(f"dashboard did not start (see {child.log}); start it with `{self._how()}`")
+
+    def _how(self) -> str:
+        """The command that serves the dashboard on these analytics."""
+        return f"samt124 --home {self.settings.home} dashboard"
+
     def _publish(self, plan: Plan) -> tuple[int, float]:
         simulate = self._spawn(
             "simulate",
@@ -481,14 +509,15 @@ class Demo:
             time.sleep(2.0 if in_a_row else SAMPLE_SECONDS / 2)
 
     def _stop_pipeline(self) -> None:
-        """Stop the lag monitor, the sink (so that chdb is free) and the worker."""
-        for name in ("api", "lag", "sink", "worker"):
+        """Stop the dashboard, the API, the lag monitor, the sink (so that chdb is free) and the worker."""
+        for name in ("dashboard", "api", "lag", "sink", "worker"):
             for child in [child for child in self.children if child.name == name]:
                 status = child.stop()
                 self.children.remove(child)
                 if name == "sink" and status not in (0, -signal.SIGTERM):
                     raise DemoError(f"the sink stopped with status {status}:\n{child.tail()}")
-        self.say("API, worker, sink and lag monitor stopped")
+        self.say("dashboard, API, worker, sink and lag monitor stopped")
+        self.say(f"the dashboard on what is stored now: `{self._how()}`")
 
     def _read_reports(
         self, lag: tuple[html_report.LagGroup, ...], published: int, seconds: float
@@ -529,6 +558,8 @@ class Demo:
     def hold(self) -> None:
         """--keep-running: wait for Ctrl-C while the pipeline runs."""
         self.say("the worker, sink and lag monitor keep running; Ctrl-C stops everything")
+        if self.url:
+            self.say(f"dashboard: {self.url}")
         while True:
             self._check_children()
             time.sleep(1.0)
@@ -546,6 +577,22 @@ class Demo:
             self.started_kafka = False
             kafka.down(self.settings)
             print("kafka: local broker stopped", flush=True)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def _published_so_far(log: Path) -> int | None:

@@ -34,10 +34,11 @@ MEASUREMENTS = (
     "freshness",
     "cluster",
     "api",
+    "dashboard",
 )
 # run when named with --only: it starts a three-broker cluster beside the benchmark's broker
 ON_REQUEST = {"cluster"}
-NEEDS_SERVER = {"e2e", "sink", "sink-restart", "freshness", "cluster"}
+NEEDS_SERVER = {"e2e", "sink", "sink-restart", "freshness", "cluster", "dashboard"}
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class Scale:
     e2e_timeout: float
     freshness: int  # events published one at a time
     worker: int  # events preloaded for the worker alone
+    dashboard: int = 100_000  # events stored before the dashboard's refreshes are timed
 
 
 SCALES = {
@@ -87,6 +89,7 @@ SCALES = {
         e2e_timeout=3600,
         freshness=40,
         worker=100_000,
+        dashboard=1_000_000,
     ),
 }
 
@@ -195,6 +198,7 @@ class _Run:
             "freshness": self.freshness,
             "cluster": self.cluster,
             "api": self.api,
+            "dashboard": self.dashboard,
         }
         for name in names:
             started = time.monotonic()
@@ -346,6 +350,13 @@ class _Run:
                 self.work,
                 self.scale.e2e_timeout,
             )
+        ]
+
+    def dashboard(self) -> list[Section]:
+        from devtools.bench import dashboard
+
+        return [
+            dashboard.measure_dashboard(self.base, self.server_url, self.scale.dashboard, self.work)
         ]
 
     def sink_restart(self) -> list[Section]:

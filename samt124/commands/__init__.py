@@ -13,6 +13,7 @@ from typing import Any
 
 from samt124.commands import api, consumers, contract, lag, producers, rules, worker
 from samt124.commands import dlq as dead_letters
+from samt124.commands import dashboard as dashboard_command
 from samt124.settings import Settings
 
 DEVELOPMENT = ("local", "bench", "demo", "calendar")
@@ -53,5 +54,7 @@ REGISTRATIONS: list[Callable[[Any], None]] = [
     dead_letters.register,
     # the 124 service API and its keys
     api.register,
+    # the ministry's live page
+    dashboard_command.register,
     *_development(),
 ]

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-PRODUCT = ("samt124", "producers", "streams", "consumers", "schemas", "api")
+PRODUCT = ("samt124", "producers", "streams", "consumers", "schemas", "api", "dashboard")
 SECRETS = {
     "SAMT124_WRITER_PASSWORD": "w",
     "SAMT124_ANALYST_PASSWORD": "a",
@@ -124,6 +124,8 @@ def test_the_image_ships_the_product_and_no_development_tooling(image_wheel: Pat
         "consumers/clickhouse/schema/001_events.sql",
         "schemas/RequestSubmitted.avsc",
         "schemas/released/1/RequestSubmitted.avsc",
+        "dashboard/static/index.html",
+        "dashboard/static/dashboard.js",
     ):
         assert data in names
 

@@ -117,7 +117,11 @@ def test_demo_runs_and_prints_the_headline_reports(demo: DemoRun) -> None:
         assert line.split()[4] == "0"  # caught up: no lag left
     assert f"HTML report: {demo.html}" in output
     assert demo.html.stat().st_size > 10_000
-    for log in ("worker", "sink", "lag", "simulate"):
+    assert re.search(
+        r"dashboard: http://127\.0\.0\.1:\d+/ \(live while the pipeline runs\)", output
+    )
+    assert "the dashboard on what is stored now: `samt124 --home " in output
+    for log in ("worker", "sink", "lag", "simulate", "dashboard"):
         assert (demo.settings.home / "demo" / f"{log}.log").exists()
 
 
