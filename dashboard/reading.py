@@ -2,7 +2,7 @@
 
 ClickHouse is read only through :func:`consumers.analytics.reports.run` (the functions behind
 ``samt124 report``) plus one listing of the oldest overdue requests, judged by the backlog's
-own rule (:func:`consumers.analytics.reports.overdue_deadlines`). A session is opened per
+own rule (:func:`consumers.analytics.reports.open_at`). A session is opened per
 refresh and closed after it, so an embedded (chdb) directory stays free for the sink between
 refreshes. Every statement a refresh sends is counted (:class:`Counted`): the refresh cost.
 """
@@ -21,7 +21,7 @@ from typing import Any
 from consumers.analytics import reports
 from consumers.clickhouse.engine import Engine, Row, opened, quote
 from dashboard import figures
-from samt124.domain.tehran_time import US_PER_HOUR, from_us, jalali, to_us
+from samt124.domain.tehran_time import US_PER_HOUR, from_us, jalali
 from samt124.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -71,30 +71,22 @@ class Counted:
         self._engine.close()
 
 
-def oldest_sql(db: str, params: reports.ReportParams) -> str:
-    """Each open request with its id and holder, and what names its clocks' cycles and
-    breaches (the columns of :func:`consumers.analytics.reports.backlog_sql`, after the id)."""
-    backlog = reports.backlog_sql(db, params)
-    outer = "SELECT\n    province, body_id,"
-    if not backlog.lstrip().startswith(outer):
-        raise ValueError("the backlog query no longer starts with its province and body")
-    return backlog.replace(outer, "SELECT\n    request_id, province, body_id,", 1)
-
-
 def oldest_overdue(
     engine: Engine, params: reports.ReportParams, limit: int = OLDEST
 ) -> list[dict[str, Any]]:
-    """The open requests longest past a deadline, with their holder and which clock."""
-    as_of_us = to_us(params.as_of)
-    calendar = reports.business_calendar(engine, params)
+    """The open requests longest past a deadline, with their holder and which clock: the same
+    judgement as ``samt124 report backlog`` (:func:`consumers.analytics.reports.open_at`)."""
     found = []
-    for row in engine.query(oldest_sql(engine.database, params))[1]:
-        request = reports.overdue_deadlines(row[1:])
-        past = [(due, name) for name, due in request.past.items() if due is not None]
+    for request in reports.open_at(engine, params):
+        past = [
+            (due, name, over)
+            for name, over in request.past.items()
+            if over is not None and (due := request.clocks[name].deadline_us) is not None
+        ]
         if not past:
             continue
-        due, clock = min(past)
-        found.append((due, str(row[0]), clock, request))
+        due, clock, (working, on_clock) = min(past)
+        found.append((due, request.request_id, clock, request, working, on_clock))
     found.sort(key=lambda item: (item[0], item[1]))
     return [
         {
@@ -104,13 +96,10 @@ def oldest_overdue(
             "holder": request.body_id,
             "clock": clock,
             "due": figures.Moment.of(from_us(due)).__dict__,
-            "overdue_hours": round(max(0, as_of_us - due) / US_PER_HOUR, 1),
-            "overdue_working_hours": round(
-                max(0, calendar.working_us_between(request.province, due, as_of_us)) / US_PER_HOUR,
-                1,
-            ),
+            "overdue_hours": round(on_clock / US_PER_HOUR, 1),
+            "overdue_working_hours": round(working / US_PER_HOUR, 1),
         }
-        for due, request_id, clock, request in found[:limit]
+        for due, request_id, clock, request, working, on_clock in found[:limit]
     ]
 
 

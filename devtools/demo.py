@@ -509,7 +509,8 @@ class Demo:
             time.sleep(2.0 if in_a_row else SAMPLE_SECONDS / 2)
 
     def _stop_pipeline(self) -> None:
-        """Stop the dashboard, the API, the lag monitor, the sink (so that chdb is free) and the worker."""
+        """Stop the dashboard, the API, the lag monitor, the sink (so that chdb is free) and the
+        worker."""
         for name in ("dashboard", "api", "lag", "sink", "worker"):
             for child in [child for child in self.children if child.name == name]:
                 status = child.stop()

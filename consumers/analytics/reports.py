@@ -492,6 +492,39 @@ def backlog_columns() -> list[str]:
     return columns
 
 
+@dataclass(frozen=True)
+class OpenAt:
+    """An open request at an instant: who holds it, and per clock how far past its deadline
+    it is (``(working, clock)`` microseconds; None: not past it, stopped or no such clock)."""
+
+    request_id: str
+    province: str
+    body_id: str
+    clocks: dict[str, ClockAt]
+    past: dict[str, tuple[int, int] | None]
+
+
+def open_at(engine: Engine, params: ReportParams) -> list[OpenAt]:
+    """Every request open at ``params.as_of`` (filtered as ``params`` says) with its clocks,
+    judged at that instant with the report's calendar (:mod:`.clocks`)."""
+    calendar = business_calendar(engine, params)
+    clocks = clocks_at(engine, params, calendar)
+    at = to_us(params.as_of)
+    found = []
+    for request_id, province, body_id in engine.query(backlog_sql(engine.database, params))[1]:
+        mine = clocks.get(str(request_id), {})
+        past = {  # a stopped clock (the first response given) is no longer overdue
+            name: (
+                clock.overdue(at, calendar)
+                if (clock := mine.get(name)) and not clock.stopped
+                else None
+            )
+            for _, name in CLOCKS
+        }
+        found.append(OpenAt(str(request_id), str(province), str(body_id), mine, past))
+    return found
+
+
 def backlog(engine: Engine, params: ReportParams) -> Table:
     """Open requests at ``params.as_of`` by province and body; per clock, those past its
     deadline then and how overdue.
@@ -503,21 +536,9 @@ def backlog(engine: Engine, params: ReportParams) -> Table:
     overdue counts from the deadline to ``params.as_of``, in clock hours and in working hours
     of the request's province.
     """
-    calendar = business_calendar(engine, params)
-    clocks = clocks_at(engine, params, calendar)
-    at = to_us(params.as_of)
     groups: dict[tuple[str, str], list[dict[str, tuple[int, int] | None]]] = defaultdict(list)
-    for request_id, province, body_id in engine.query(backlog_sql(engine.database, params))[1]:
-        mine = clocks.get(str(request_id), {})
-        past = {  # a stopped clock (the first response given) is no longer overdue
-            name: (
-                clock.overdue(at, calendar)
-                if (clock := mine.get(name)) and not clock.stopped
-                else None
-            )
-            for _, name in CLOCKS
-        }
-        groups[(str(province), str(body_id))].append(past)
+    for request in open_at(engine, params):
+        groups[(request.province, request.body_id)].append(request.past)
     rows: list[tuple[object, ...]] = []
     for (province, body_id), requests in sorted(groups.items()):
         cells: list[object] = [province, body_id, len(requests)]

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from samt124.commands import api, consumers, contract, lag, producers, rules, worker
-from samt124.commands import dlq as dead_letters
 from samt124.commands import dashboard as dashboard_command
+from samt124.commands import dlq as dead_letters
 from samt124.settings import Settings
 
 DEVELOPMENT = ("local", "bench", "demo", "calendar")

@@ -36,7 +36,7 @@ from samt124.kafka.admin import ensure_topics
 from samt124.kafka.topics import Topics
 from samt124.settings import Settings
 from tests.integration.pipeline import Process, env_for, produce_raw, start, submission, wait_for
-from tests.integration.test_reports import fold, is_open
+from tests.integration.test_reports import Request, fold
 
 pytestmark = pytest.mark.integration
 
@@ -57,6 +57,10 @@ GARBAGE: list[tuple[bytes | None, bytes]] = [
 ]
 NEW_SUBMISSIONS = 25
 EPOCH = "1970-01-01T00:00:00+00:00"
+
+
+def is_open(request: Request) -> bool:
+    return request.status[1] not in ("RequestResolved", "RequestClosed")
 
 
 @dataclass

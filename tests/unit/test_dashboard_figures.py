@@ -81,16 +81,6 @@ def test_lag_unavailable_is_said_not_zero() -> None:
     assert [g["status"] for g in found["groups"]] == ["OK", "STALL"]
 
 
-def test_the_oldest_overdue_listing_is_the_backlog_query_with_the_request_id() -> None:
-    from consumers.analytics.reports import ReportParams, backlog_sql
-    from dashboard.reading import oldest_sql
-
-    params = ReportParams()
-    backlog, oldest = backlog_sql("db", params), oldest_sql("db", params)
-    assert oldest.startswith("\nSELECT\n    request_id, province, body_id,")
-    assert oldest.replace("request_id, province, body_id,", "province, body_id,", 1) == backlog
-
-
 def test_a_dead_letter_reason_is_grouped_without_its_detail() -> None:
     from dashboard.reading import reason_kind
 
