@@ -68,7 +68,8 @@ def services() -> Iterator[Services]:
 
 @pytest.fixture(autouse=True)
 def _drop_new_topics(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Delete the topics a test on the shared broker created, once everything it started stopped.
+    """Delete the topics of the namespaces a test on the shared broker made (:func:`unique`),
+    once everything it started stopped.
 
     A whole run creates thousands of partitions (each test has its own namespace); kept, they
     would hold the broker's open files past the process limit.
@@ -77,11 +78,12 @@ def _drop_new_topics(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     bootstrap = request.getfixturevalue("services").base.bootstrap
-    before = _topics(bootstrap)
+    _NAMES.clear()
     yield
-    if before is None:
+    mine = tuple(f"{name}{sep}" for name in _NAMES for sep in ".-")
+    if not mine:
         return
-    created = {t for t in (_topics(bootstrap) or set()) - before if not t.startswith("__")}
+    created = {t for t in (_topics(bootstrap) or set()) if t.startswith(mine)}
     if created:
         _delete(bootstrap, sorted(created))
 
@@ -117,8 +119,13 @@ def _delete(bootstrap: str, topics: list[str]) -> None:
         admin.close()
 
 
+_NAMES: list[str] = []  # what unique() gave the running test: its topic namespaces among them
+
+
 def unique(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}{uuid.uuid4().hex[:10]}"
+    _NAMES.append(name)
+    return name
 
 
 @pytest.fixture
