@@ -366,20 +366,15 @@ def test_the_page_shows_the_reports_figures_and_follows_new_events(live: Live) -
 def test_dead_letters_are_counted_from_a_loaded_table_by_kind_once_per_place(
     server_url: str,
 ) -> None:
-    """When ClickHouse holds a ``dead_letters`` table (the sink's load of the dead-letter topic),
-    the dashboard counts it by reason kind, a message stored twice once."""
+    """Once ClickHouse holds the ``dead_letters`` table (the sink's load of the dead-letter
+    topic), the dashboard counts it by reason kind, a message stored twice once."""
     from dashboard.reading import dead_letter_table
     from samt124.settings import parse_clickhouse_url
 
     target = parse_clickhouse_url(server_url)
     with opened(target) as engine:
-        migrate(engine)
         assert dead_letter_table(engine) is None  # not loaded: the page says so
-        db = engine.database
-        engine.execute(
-            f"CREATE TABLE {db}.dead_letters (topic String, partition UInt32, offset UInt64,"
-            " reason String, reason_kind String) ENGINE = MergeTree ORDER BY (topic, offset)"
-        )
+        migrate(engine)  # the sink's dead_letters table (migration 004)
         rows = [
             ("t.dlq", 0, 1, "invalid RequestSubmitted: province", "invalid"),
             ("t.dlq", 0, 1, "invalid RequestSubmitted: province", "invalid"),  # stored twice
