@@ -7,8 +7,9 @@ directory.
 chdb's process model: a chdb directory is held by one process at a time. chdb takes an
 exclusive lock on ``<path>/status`` for as long as a session is open, and a second process
 fails at once ("Cannot lock file ... status"). So :func:`connect` retries opening a locked
-directory for ``lock_timeout`` seconds, and the sink opens a chdb session per batch and closes
-it after the insert: a report run while the sink is working waits for at most one batch.
+directory for ``lock_timeout`` seconds, and the sink closes its chdb session after each batch
+once it has caught up (while it drains a backlog it keeps the session for up to a few seconds
+at a time): a report run while the sink is working waits for at most that long.
 A reader that holds the directory longer (a long report) makes the sink wait, never lose data.
 chdb prints the error of each failed open to stderr itself; those lines are held back while it
 waits, and a wait longer than a second is said once, in a line of samt124's own.
@@ -154,7 +155,8 @@ class ServerEngine:
         if dedup_token is not None and supports_dedup_token(self):
             settings["insert_deduplication_token"] = dedup_token
         sql = f"INSERT INTO {self._database}.{table} ({', '.join(columns)}) VALUES"
-        self._run(sql, list(rows), settings=settings)
+        # columnar: the driver packs each column at once instead of walking row by row
+        self._run(sql, _columns(rows, len(columns)), settings=settings, columnar=True)
 
     def close(self) -> None:
         self._client.disconnect()
@@ -238,17 +240,55 @@ class ChdbEngine:
         settings = ""
         if dedup_token is not None:
             settings = f" SETTINGS insert_deduplication_token = {quote(dedup_token)}"
+        names = ", ".join(columns)
+        data = [_plain_column(column) for column in _columns(rows, len(columns))]
+        if all(column is not None for column in data):
+            # chdb reads the dict of lists in place (its Python() table function finds the
+            # local by name): no text to format and parse, about ten times JSONEachRow's rate
+            frame = dict(zip(columns, data, strict=True))
+            picked = ", ".join(f"`{name}`" for name in frame)
+            self._run(
+                f"INSERT INTO {self._database}.{table} ({names}){settings}"
+                f" SELECT {picked} FROM Python(frame)"
+            )
+            return
+        # a column chdb cannot take as a plain list (nulls, mixed numbers): one JSON per row
         lines = "\n".join(
             json.dumps(dict(zip(columns, map(_to_json, row), strict=True)), ensure_ascii=False)
             for row in rows
         )
-        names = ", ".join(columns)
         self._run(
             f"INSERT INTO {self._database}.{table} ({names}){settings} FORMAT JSONEachRow\n{lines}"
         )
 
     def close(self) -> None:
         self._session.close()
+
+
+def _columns(rows: Sequence[Row], width: int) -> list[list[Any]]:
+    """Rows as columns."""
+    if not rows:
+        return [[] for _ in range(width)]
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def _plain_column(column: list[Any]) -> list[Any] | None:
+    """The column as chdb's Python() table function takes it (all ``str`` or all ``int`` in
+    Int64; instants as epoch seconds), or None when it is not that plain."""
+    kind = type(column[0])
+    if kind is datetime:
+        if not all(type(value) is datetime for value in column):
+            return None
+        column = [int(value.timestamp()) for value in column]
+        kind = int
+    if kind is str:
+        return column if all(type(value) is str for value in column) else None
+    if kind is int and all(type(value) is int for value in column):
+        return column if INT64[0] <= min(column) and max(column) <= INT64[1] else None
+    return None
 
 
 def _to_json(value: Any) -> Any:

@@ -32,6 +32,7 @@ from typing import Any
 from kafka.errors import KafkaError
 
 from consumers.clickhouse.engine import Engine, EngineError, connect
+from consumers.sink.columns import event_row_of, seconds, sla_row_of
 from consumers.sink.rows import (
     ERROR_COLUMNS,
     EVENT_COLUMNS,
@@ -39,11 +40,8 @@ from consumers.sink.rows import (
     Position,
     Row,
     error_row,
-    event_row,
-    is_sla,
-    sla_row,
 )
-from samt124.contract.wire import DecodeError, decode
+from samt124.contract.wire import DecodeError, default_codec
 from samt124.kafka.topics import Topics
 from samt124.settings import Settings
 
@@ -109,17 +107,24 @@ def batch_token(messages: Sequence[Message]) -> str:
 def build_batch(
     messages: Sequence[Message], topics: Topics, ingested_at: datetime, pii_key: bytes
 ) -> Batch:
-    """Decode and map a batch of messages (pure apart from logging the undecodable ones)."""
+    """Decode and map a batch of messages (pure apart from logging the undecodable ones).
+
+    Straight from each Avro record to its rows (:mod:`consumers.sink.columns`), times as epoch
+    seconds; the same rows :func:`event_row` and :func:`sla_row` describe.
+    """
     events: list[Row] = []
     sla: list[Row] = []
     errors: list[Row] = []
     next_offsets: dict[tuple[str, int], int] = {}
+    ingested = seconds(ingested_at)
+    decode_record = default_codec().decode_record
+    prefix = topics.province_prefix
     for message in messages:
         position = message.position
         where = (position.topic, position.partition)
         next_offsets[where] = max(next_offsets.get(where, 0), position.offset + 1)
         try:
-            event = decode(message.value)
+            name, record = decode_record(message.value)
         except DecodeError as error:
             log.error(  # noqa: TRY400 - the reason says it all, no traceback
                 "undecodable message at %s[%d]@%d: %s",
@@ -130,14 +135,11 @@ def build_batch(
             )
             errors.append(error_row(position, error.reason, message.value, ingested_at))
             continue
-        topic_province = (
-            position.topic[len(topics.province_prefix) :]
-            if topics.is_province(position.topic)
-            else ""
-        )
-        events.append(event_row(event, position, topic_province, ingested_at, pii_key))
-        if is_sla(event):
-            sla.append(sla_row(event, ingested_at))  # type: ignore[arg-type]
+        topic_province = position.topic[len(prefix) :] if topics.is_province(position.topic) else ""
+        events.append(event_row_of(name, record, position, topic_province, ingested, pii_key))
+        fact = sla_row_of(name, record, ingested)
+        if fact is not None:
+            sla.append(fact)
     return Batch(events, sla, errors, next_offsets, batch_token(messages))
 
 
@@ -162,10 +164,15 @@ class Sink:
         max_batch: int = 20_000,
         max_wait: float = 1.0,
         max_backoff: float = 30.0,
+        chdb_hold: float = 5.0,
     ) -> None:
         self.settings = settings
         self.topics = Topics(settings.topic_namespace)
         self.max_batch = max_batch
+        # chdb: the session stays open across the batches of a backlog, for at most chdb_hold
+        # seconds at a time, so that a report waiting for the directory gets its turn
+        self.chdb_hold = chdb_hold
+        self._engine_opened = 0.0
         self.max_wait = max_wait
         self.max_backoff = max_backoff
         self.stats = SinkStats()
@@ -236,7 +243,8 @@ class Sink:
                 if polled or not consumer.assignment():
                     last_message_at = now  # idle counts from having partitions and no data
                 if pending and (len(pending) >= self.max_batch or now - first_at >= self.max_wait):
-                    self._flush(consumer, pending)
+                    # a full batch means a backlog: more is waiting
+                    self._flush(consumer, pending, backlog=len(pending) >= self.max_batch)
                     pending = []
                 elif not pending and until_idle is not None and now - last_message_at >= until_idle:
                     break
@@ -267,11 +275,11 @@ class Sink:
         else:
             self._uncommitted = {}
 
-    def _flush(self, consumer: Any, messages: list[Message]) -> None:
+    def _flush(self, consumer: Any, messages: list[Message], *, backlog: bool = False) -> None:
         from kafka.structs import OffsetAndMetadata, TopicPartition
 
         batch = build_batch(messages, self.topics, datetime.now(UTC), self._pii_key)
-        self._store_with_retry(batch, consumer)
+        self._store_with_retry(batch, consumer, backlog=backlog)
         offsets = {
             TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
             for (topic, partition), offset in batch.next_offsets.items()
@@ -284,7 +292,7 @@ class Sink:
         self.stats.batches += 1
         log.info("stored and committed %d messages", len(messages))
 
-    def _store_with_retry(self, batch: Batch, consumer: Any) -> None:
+    def _store_with_retry(self, batch: Batch, consumer: Any, *, backlog: bool = False) -> None:
         """Store the batch, retrying the very same rows until ClickHouse takes them.
 
         While it waits, the consumer stays in its group (polling with every partition paused),
@@ -307,7 +315,9 @@ class Sink:
                 delay = min(self.max_backoff, delay * 2)
             else:
                 consumer.resume(*consumer.paused())
-                if self.settings.clickhouse.engine == "chdb":
+                if self.settings.clickhouse.engine == "chdb" and (
+                    not backlog or time.monotonic() - self._engine_opened >= self.chdb_hold
+                ):
                     self._close_engine()  # let readers open the directory between batches
                 return
 
@@ -328,6 +338,7 @@ class Sink:
     def _open_engine(self) -> Engine:
         if self._engine is None:
             self._engine = connect(self.settings.clickhouse)
+            self._engine_opened = time.monotonic()
         return self._engine
 
     def _close_engine(self) -> None:
