@@ -23,7 +23,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
@@ -165,8 +165,10 @@ class Sink:
         max_wait: float = 1.0,
         max_backoff: float = 30.0,
         chdb_hold: float = 5.0,
+        group: str | None = None,
     ) -> None:
         self.settings = settings
+        self.group = group or group_id(settings)
         self.topics = Topics(settings.topic_namespace)
         self.max_batch = max_batch
         # chdb: the session stays open across the batches of a backlog, for at most chdb_hold
@@ -181,6 +183,7 @@ class Sink:
         key = settings.pii_hash_key
         self._pii_key = key.get_secret_value().encode() if key is not None else b""
         self._engine: Engine | None = None
+        self._stored: Callable[[SinkStats], None] | None = None
 
     def stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
         """Finish the current batch, commit it and return from :meth:`run`."""
@@ -194,7 +197,7 @@ class Sink:
         from kafka import KafkaConsumer
 
         consumer = KafkaConsumer(
-            group_id=group_id(self.settings),
+            group_id=self.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.max_batch,
@@ -208,9 +211,18 @@ class Sink:
         consumer.subscribe(topics)
         return consumer
 
-    def run(self, until_idle: float | None = None) -> SinkStats:
-        """Run until stopped, or until nothing arrived for ``until_idle`` seconds."""
+    def run(
+        self,
+        until_idle: float | None = None,
+        *,
+        until: Callable[[Any], bool] | None = None,
+        stored: Callable[[SinkStats], None] | None = None,
+    ) -> SinkStats:
+        """Run until stopped, or until nothing arrived for ``until_idle`` seconds, or until
+        ``until(consumer)`` is true with nothing pending (checked between batches); ``stored``
+        is called after each batch is stored and committed."""
         consumer = self._consumer()
+        self._stored = stored
         pending: list[Message] = []
         first_at = 0.0
         last_message_at = time.monotonic()
@@ -247,6 +259,8 @@ class Sink:
                     self._flush(consumer, pending, backlog=len(pending) >= self.max_batch)
                     pending = []
                 elif not pending and until_idle is not None and now - last_message_at >= until_idle:
+                    break
+                if not pending and until is not None and until(consumer):
                     break
             if pending:
                 self._flush(consumer, pending)
@@ -291,6 +305,8 @@ class Sink:
         self.stats.errors += len(batch.errors)
         self.stats.batches += 1
         log.info("stored and committed %d messages", len(messages))
+        if self._stored is not None:
+            self._stored(self.stats)
 
     def _store_with_retry(self, batch: Batch, consumer: Any, *, backlog: bool = False) -> None:
         """Store the batch, retrying the very same rows until ClickHouse takes them.

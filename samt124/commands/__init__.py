@@ -11,7 +11,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from samt124.commands import consumers, contract, lag, producers, rules, worker
+from samt124.commands import consumers, contract, lag, producers, replay, rules, worker
 from samt124.settings import Settings
 
 DEVELOPMENT = ("local", "bench", "demo", "calendar")
@@ -49,5 +49,6 @@ REGISTRATIONS: list[Callable[[Any], None]] = [
     worker.register,
     consumers.register,
     lag.register,
+    replay.register,  # rebuilding ClickHouse from the log
     *_development(),
 ]
