@@ -244,7 +244,7 @@ class ChdbEngine:
         data = [_plain_column(column) for column in _columns(rows, len(columns))]
         if all(column is not None for column in data):
             # chdb reads the dict of lists in place (its Python() table function finds the
-            # local by name): no text to format and parse, about ten times JSONEachRow's rate
+            # local by name): no text to format and parse, several times JSONEachRow's rate
             frame = dict(zip(columns, data, strict=True))
             picked = ", ".join(f"`{name}`" for name in frame)
             self._run(
@@ -253,6 +253,20 @@ class ChdbEngine:
             )
             return
         # a column chdb cannot take as a plain list (nulls, mixed numbers): one JSON per row
+        self.insert_json(table, columns, rows, dedup_token)
+
+    def insert_json(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Row],
+        dedup_token: str | None = None,
+    ) -> None:
+        """Insert rows as JSONEachRow text: any column type, at a fraction of list speed."""
+        settings = ""
+        if dedup_token is not None:
+            settings = f" SETTINGS insert_deduplication_token = {quote(dedup_token)}"
+        names = ", ".join(columns)
         lines = "\n".join(
             json.dumps(dict(zip(columns, map(_to_json, row), strict=True)), ensure_ascii=False)
             for row in rows
