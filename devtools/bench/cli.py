@@ -32,9 +32,10 @@ MEASUREMENTS = (
     "recovery",
     "sink",
     "sink-restart",
+    "replay",
     "freshness",
 )
-NEEDS_SERVER = {"e2e", "sink", "sink-restart", "freshness"}
+NEEDS_SERVER = {"e2e", "sink", "sink-restart", "replay", "freshness"}
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,7 @@ class _Run:
             "recovery": self.recovery,
             "sink": self.sink,
             "sink-restart": self.sink_restart,
+            "replay": self.replay,
             "freshness": self.freshness,
         }
         for name in names:
@@ -379,6 +381,11 @@ class _Run:
         from devtools.bench import sink
 
         return [sink.measure_sink(self.base, self.server_url, self.scale.sink, self.work)]
+
+    def replay(self) -> list[Section]:
+        from devtools.bench import sink
+
+        return [sink.measure_replay(self.base, self.server_url, self.scale.sink, self.work)]
 
     def freshness(self) -> list[Section]:
         from devtools.bench import freshness

@@ -194,3 +194,40 @@ def measure_sink_restart(base: Settings, server_url: str | None, count: int, wor
     verdict = "holds" if distinct == readable == count else "DOES NOT hold"
     section.notes.append(f"distinct event ids = rows analysts read = events published: {verdict}.")
     return section
+
+
+REPLAYED = re.compile(r"replayed ([\d,]+) messages in ([\d.]+) s")
+TEN_MILLION = 10_000_000
+
+
+def measure_replay(base: Settings, server_url: str | None, count: int, work: Path) -> Section:
+    """``samt124 replay`` of ``count`` events on the province topics into an empty database."""
+    section = Section(
+        "replay",
+        "Replay: the log into an empty ClickHouse server database",
+        f"{count:,} simulated events are written to the province topics first; then `samt124"
+        " --clickhouse-url clickhouse://…/bench_replay replay` runs as a child process: schema,"
+        " the log's range, every message stored (batches of 100,000), the check against the"
+        " log. *Rate* = messages / the replay's own time (its output); *whole command*"
+        " includes start-up and the check. The 10 M estimate is 10,000,000 / the rate, start-up"
+        " and check left out: an extrapolation, not a measurement.",
+    )
+    if not server_url:
+        section.error = "needs the ClickHouse server"
+        return section
+    url = server_url.rsplit("/", 1)[0] + "/bench_replay"
+    settings = harness.namespace(base, "replay", clickhouse_url=url)
+    harness.topics_ready(settings)
+    for topic, messages in _province_messages(settings, workload.events(count)).items():
+        fill(settings, topic, messages)
+    seconds, out, peak = harness.run_watched(settings, "replay", log=work / "replay.log")
+    found = REPLAYED.search(out)
+    if found is None or "check: all" not in out:
+        section.error = f"the replay did not finish with its check:\n{out[-1500:]}"
+        return section
+    replayed, took = int(found.group(1).replace(",", "")), float(found.group(2))
+    rate = section.add("replay into the server", replayed / took, "events/s", f"{replayed:,}")
+    section.add("whole command", seconds, "s", "start-up, schema, replay, check")
+    section.add("replay peak RSS", peak, "MiB", "VmHWM")
+    section.add("10 M events, estimated", TEN_MILLION / rate if rate else None, "s", "extrapolated")
+    return section
