@@ -7,9 +7,8 @@ directory.
 chdb's process model: a chdb directory is held by one process at a time. chdb takes an
 exclusive lock on ``<path>/status`` for as long as a session is open, and a second process
 fails at once ("Cannot lock file ... status"). So :func:`connect` retries opening a locked
-directory for ``lock_timeout`` seconds, and the sink closes its chdb session after each batch
-once it has caught up (while it drains a backlog it keeps the session for up to a few seconds
-at a time): a report run while the sink is working waits for at most that long.
+directory for ``lock_timeout`` seconds, and the sink opens a chdb session per batch and closes
+it after the insert: a report run while the sink is working waits for at most one batch.
 A reader that holds the directory longer (a long report) makes the sink wait, never lose data.
 chdb prints the error of each failed open to stderr itself; those lines are held back while it
 waits, and a wait longer than a second is said once, in a line of samt124's own.

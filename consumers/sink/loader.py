@@ -164,17 +164,12 @@ class Sink:
         max_batch: int = 20_000,
         max_wait: float = 1.0,
         max_backoff: float = 30.0,
-        chdb_hold: float = 5.0,
         group: str | None = None,
     ) -> None:
         self.settings = settings
         self.group = group or group_id(settings)
         self.topics = Topics(settings.topic_namespace)
         self.max_batch = max_batch
-        # chdb: the session stays open across the batches of a backlog, for at most chdb_hold
-        # seconds at a time, so that a report waiting for the directory gets its turn
-        self.chdb_hold = chdb_hold
-        self._engine_opened = 0.0
         self.max_wait = max_wait
         self.max_backoff = max_backoff
         self.stats = SinkStats()
@@ -255,8 +250,7 @@ class Sink:
                 if polled or not consumer.assignment():
                     last_message_at = now  # idle counts from having partitions and no data
                 if pending and (len(pending) >= self.max_batch or now - first_at >= self.max_wait):
-                    # a full batch means a backlog: more is waiting
-                    self._flush(consumer, pending, backlog=len(pending) >= self.max_batch)
+                    self._flush(consumer, pending)
                     pending = []
                 elif not pending and until_idle is not None and now - last_message_at >= until_idle:
                     break
@@ -289,11 +283,11 @@ class Sink:
         else:
             self._uncommitted = {}
 
-    def _flush(self, consumer: Any, messages: list[Message], *, backlog: bool = False) -> None:
+    def _flush(self, consumer: Any, messages: list[Message]) -> None:
         from kafka.structs import OffsetAndMetadata, TopicPartition
 
         batch = build_batch(messages, self.topics, datetime.now(UTC), self._pii_key)
-        self._store_with_retry(batch, consumer, backlog=backlog)
+        self._store_with_retry(batch, consumer)
         offsets = {
             TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
             for (topic, partition), offset in batch.next_offsets.items()
@@ -308,7 +302,7 @@ class Sink:
         if self._stored is not None:
             self._stored(self.stats)
 
-    def _store_with_retry(self, batch: Batch, consumer: Any, *, backlog: bool = False) -> None:
+    def _store_with_retry(self, batch: Batch, consumer: Any) -> None:
         """Store the batch, retrying the very same rows until ClickHouse takes them.
 
         While it waits, the consumer stays in its group (polling with every partition paused),
@@ -331,9 +325,7 @@ class Sink:
                 delay = min(self.max_backoff, delay * 2)
             else:
                 consumer.resume(*consumer.paused())
-                if self.settings.clickhouse.engine == "chdb" and (
-                    not backlog or time.monotonic() - self._engine_opened >= self.chdb_hold
-                ):
+                if self.settings.clickhouse.engine == "chdb":
                     self._close_engine()  # let readers open the directory between batches
                 return
 
@@ -354,7 +346,6 @@ class Sink:
     def _open_engine(self) -> Engine:
         if self._engine is None:
             self._engine = connect(self.settings.clickhouse)
-            self._engine_opened = time.monotonic()
         return self._engine
 
     def _close_engine(self) -> None:
