@@ -159,7 +159,8 @@ class ServerEngine:
         if self._cluster:
             settings["insert_distributed_sync"] = 1
         sql = f"INSERT INTO {self._database}.{table} ({', '.join(columns)}) VALUES"
-        self._run(sql, list(rows), settings=settings)
+        # columnar: the driver packs each column at once instead of walking row by row
+        self._run(sql, _columns(rows, len(columns)), settings=settings, columnar=True)
 
     def close(self) -> None:
         self._client.disconnect()
@@ -243,17 +244,69 @@ class ChdbEngine:
         settings = ""
         if dedup_token is not None:
             settings = f" SETTINGS insert_deduplication_token = {quote(dedup_token)}"
+        names = ", ".join(columns)
+        data = [_plain_column(column) for column in _columns(rows, len(columns))]
+        if all(column is not None for column in data):
+            # chdb reads the dict of lists in place (its Python() table function finds the
+            # local by name): no text to format and parse, several times JSONEachRow's rate
+            frame = dict(zip(columns, data, strict=True))
+            picked = ", ".join(f"`{name}`" for name in frame)
+            self._run(
+                f"INSERT INTO {self._database}.{table} ({names}){settings}"
+                f" SELECT {picked} FROM Python(frame)"
+            )
+            return
+        # a column chdb cannot take as a plain list (nulls, mixed numbers): one JSON per row
+        self.insert_json(table, columns, rows, dedup_token)
+
+    def insert_json(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Row],
+        dedup_token: str | None = None,
+    ) -> None:
+        """Insert rows as JSONEachRow text: any column type, at a fraction of list speed."""
+        settings = ""
+        if dedup_token is not None:
+            settings = f" SETTINGS insert_deduplication_token = {quote(dedup_token)}"
+        names = ", ".join(columns)
         lines = "\n".join(
             json.dumps(dict(zip(columns, map(_to_json, row), strict=True)), ensure_ascii=False)
             for row in rows
         )
-        names = ", ".join(columns)
         self._run(
             f"INSERT INTO {self._database}.{table} ({names}){settings} FORMAT JSONEachRow\n{lines}"
         )
 
     def close(self) -> None:
         self._session.close()
+
+
+def _columns(rows: Sequence[Row], width: int) -> list[list[Any]]:
+    """Rows as columns."""
+    if not rows:
+        return [[] for _ in range(width)]
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def _plain_column(column: list[Any]) -> list[Any] | None:
+    """The column as chdb's Python() table function takes it (all ``str`` or all ``int`` in
+    Int64; instants as epoch seconds), or None when it is not that plain."""
+    kind = type(column[0])
+    if kind is datetime:
+        if not all(type(value) is datetime for value in column):
+            return None
+        column = [int(value.timestamp()) for value in column]
+        kind = int
+    if kind is str:
+        return column if all(type(value) is str for value in column) else None
+    if kind is int and all(type(value) is int for value in column):
+        return column if INT64[0] <= min(column) and max(column) <= INT64[1] else None
+    return None
 
 
 def _to_json(value: Any) -> Any:

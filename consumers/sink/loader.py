@@ -26,7 +26,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
@@ -37,6 +37,7 @@ from kafka.errors import KafkaError
 from consumers.clickhouse.engine import Engine, EngineError, connect
 from consumers.sink.dead_letters import DEAD_LETTER_COLUMNS, dead_letter_row
 from consumers.sink.metrics import SinkMetrics
+from consumers.sink.columns import event_row_of, seconds, sla_row_of
 from consumers.sink.rows import (
     DEADLINE_COLUMNS,
     ERROR_COLUMNS,
@@ -46,12 +47,9 @@ from consumers.sink.rows import (
     Row,
     deadline_rows,
     error_row,
-    event_row,
-    is_sla,
-    sla_row,
 )
-from samt124.contract.wire import DecodeError, decode
-from samt124.domain.events import SlaDeadlinesSet
+from samt124.contract.wire import DecodeError, default_codec
+from samt124.domain.events import SlaDeadlinesSet, from_record
 from samt124.kafka.topics import Topics
 from samt124.settings import Settings
 
@@ -125,13 +123,20 @@ def batch_token(messages: Sequence[Message]) -> str:
 def build_batch(
     messages: Sequence[Message], topics: Topics, ingested_at: datetime, pii_key: bytes
 ) -> Batch:
-    """Decode and map a batch of messages (pure apart from logging the undecodable ones)."""
+    """Decode and map a batch of messages (pure apart from logging the undecodable ones).
+
+    Straight from each Avro record to its rows (:mod:`consumers.sink.columns`), times as epoch
+    seconds; the same rows :func:`event_row` and :func:`sla_row` describe.
+    """
     events: list[Row] = []
     sla: list[Row] = []
     errors: list[Row] = []
     dead: list[Row] = []
     deadlines: list[Row] = []
     next_offsets: dict[tuple[str, int], int] = {}
+    ingested = seconds(ingested_at)
+    decode_record = default_codec().decode_record
+    prefix = topics.province_prefix
     for message in messages:
         position = message.position
         where = (position.topic, position.partition)
@@ -145,7 +150,7 @@ def build_batch(
             )
             continue
         try:
-            event = decode(message.value)
+            name, record = decode_record(message.value)
         except DecodeError as error:
             log.error(  # noqa: TRY400 - the reason says it all, no traceback
                 "undecodable message at %s[%d]@%d: %s",
@@ -156,17 +161,21 @@ def build_batch(
             )
             errors.append(error_row(position, error.reason, message.value, ingested_at))
             continue
-        topic_province = (
-            position.topic[len(topics.province_prefix) :]
-            if topics.is_province(position.topic)
-            else ""
-        )
-        if isinstance(event, SlaDeadlinesSet):
-            deadlines.extend(deadline_rows(event, ingested_at))
+        topic_province = position.topic[len(prefix) :] if topics.is_province(position.topic) else ""
+        if name == "SlaDeadlinesSet":  # the clocks' deadlines go to sla_deadlines, not events
+            try:
+                fact = from_record(name, record)
+            except Exception as exc:  # noqa: BLE001 - any misfit is the message's, stored as such
+                reason = f"{name} record does not fit the event: {exc}"
+                errors.append(error_row(position, reason, message.value, ingested_at))
+                continue
+            assert isinstance(fact, SlaDeadlinesSet)
+            deadlines.extend(deadline_rows(fact, position, ingested_at))
             continue
-        events.append(event_row(event, position, topic_province, ingested_at, pii_key))
-        if is_sla(event):
-            sla.append(sla_row(event, ingested_at))  # type: ignore[arg-type]
+        events.append(event_row_of(name, record, position, topic_province, ingested, pii_key))
+        sla_fact = sla_row_of(name, record, ingested)
+        if sla_fact is not None:
+            sla.append(sla_fact)
     return Batch(
         events,
         sla,
@@ -210,8 +219,10 @@ class Sink:
         max_batch: int = 20_000,
         max_wait: float = 1.0,
         max_backoff: float = 30.0,
+        group: str | None = None,
     ) -> None:
         self.settings = settings
+        self.group = group or group_id(settings)
         self.topics = Topics(settings.topic_namespace)
         self.max_batch = max_batch
         self.max_wait = max_wait
@@ -223,6 +234,7 @@ class Sink:
         key = settings.pii_hash_key
         self._pii_key = key.get_secret_value().encode() if key is not None else b""
         self._engine: Engine | None = None
+        self._stored: Callable[[SinkStats], None] | None = None
 
     def stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
         """Finish the current batch, commit it and return from :meth:`run`."""
@@ -236,7 +248,7 @@ class Sink:
         from kafka import KafkaConsumer
 
         consumer = KafkaConsumer(
-            group_id=group_id(self.settings),
+            group_id=self.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.max_batch,
@@ -250,9 +262,18 @@ class Sink:
         consumer.subscribe(topics)
         return consumer
 
-    def run(self, until_idle: float | None = None) -> SinkStats:
-        """Run until stopped, or until nothing arrived for ``until_idle`` seconds."""
+    def run(
+        self,
+        until_idle: float | None = None,
+        *,
+        until: Callable[[Any], bool] | None = None,
+        stored: Callable[[SinkStats], None] | None = None,
+    ) -> SinkStats:
+        """Run until stopped, or until nothing arrived for ``until_idle`` seconds, or until
+        ``until(consumer)`` is true with nothing pending (checked between batches); ``stored``
+        is called after each batch is stored and committed."""
         consumer = self._consumer()
+        self._stored = stored
         pending: list[Message] = []
         first_at = 0.0
         last_message_at = time.monotonic()
@@ -283,6 +304,8 @@ class Sink:
                     self._flush(consumer, pending)
                     pending = []
                 elif not pending and until_idle is not None and now - last_message_at >= until_idle:
+                    break
+                if not pending and until is not None and until(consumer):
                     break
             if pending:
                 self._flush(consumer, pending)
@@ -331,6 +354,8 @@ class Sink:
         self.metrics.batch_size.observe(len(messages))
         self.metrics.last_batch = time.time()
         log.info("stored and committed %d messages", len(messages))
+        if self._stored is not None:
+            self._stored(self.stats)
 
     def _store_with_retry(self, batch: Batch, consumer: Any) -> None:
         """Store the batch, retrying the very same rows until ClickHouse takes them.

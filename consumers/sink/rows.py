@@ -98,6 +98,9 @@ DEADLINE_COLUMNS = (
     "occurred_at",
     "occurred_ms",
     "ingested_at",
+    "topic",
+    "partition",
+    "offset",
 )
 ERROR_COLUMNS = ("topic", "partition", "offset", "reason", "raw_hex", "ingested_at")
 
@@ -213,7 +216,9 @@ _DEADLINE_CLOCKS = (
 )
 
 
-def deadline_rows(event: SlaDeadlinesSet, ingested_at: datetime) -> list[Row]:
+def deadline_rows(
+    event: SlaDeadlinesSet, position: Position, ingested_at: datetime
+) -> list[Row]:
     """The ``sla_deadlines`` rows of a deadlines fact, one per clock the request has (columns:
     :data:`DEADLINE_COLUMNS`; instants in epoch milliseconds, 0 when there is none)."""
     rows: list[Row] = []
@@ -244,6 +249,9 @@ def deadline_rows(event: SlaDeadlinesSet, ingested_at: datetime) -> list[Row]:
                 event.occurred_at,
                 epoch_ms(event.occurred_at),
                 ingested_at,
+                position.topic,
+                position.partition,
+                position.offset,
             )
         )
     return rows

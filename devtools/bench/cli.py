@@ -24,6 +24,7 @@ from samt124.settings import Settings
 MEASUREMENTS = (
     "kafka-tools",
     "passthrough",
+    "faust-floor",
     "publisher",
     "e2e",
     "worker",
@@ -31,6 +32,7 @@ MEASUREMENTS = (
     "recovery",
     "sink",
     "sink-restart",
+    "replay",
     "freshness",
     "cluster",
     "api",
@@ -38,7 +40,7 @@ MEASUREMENTS = (
 )
 # run when named with --only: it starts a three-broker cluster beside the benchmark's broker
 ON_REQUEST = {"cluster"}
-NEEDS_SERVER = {"e2e", "sink", "sink-restart", "freshness", "cluster", "dashboard"}
+NEEDS_SERVER = {"e2e", "sink", "sink-restart", "replay", "freshness", "cluster", "dashboard"}
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,11 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if any(section.error for section in sections) else 0
 
 
+def _figure(section: Section, label: str) -> float | None:
+    """The value of the figure called ``label`` in ``section`` (None when absent)."""
+    return next((f.value for f in section.figures if f.label == label), None)
+
+
 def _terminated(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
@@ -188,6 +195,7 @@ class _Run:
         steps: dict[str, Callable[[], list[Section]]] = {
             "kafka-tools": self.kafka_tools,
             "passthrough": self.passthrough,
+            "faust-floor": self.faust_floor,
             "publisher": self.publisher,
             "e2e": self.e2e,
             "worker": self.worker,
@@ -195,6 +203,7 @@ class _Run:
             "recovery": self.recovery,
             "sink": self.sink,
             "sink-restart": self.sink_restart,
+            "replay": self.replay,
             "freshness": self.freshness,
             "cluster": self.cluster,
             "api": self.api,
@@ -274,12 +283,66 @@ class _Run:
         )
         return [section]
 
+    def faust_floor(self) -> list[Section]:
+        from devtools.bench import baselines, faust_floor, harness, workload
+        from samt124.kafka.topics import Topics
+
+        count = self.scale.worker
+        section = Section(
+            "faust-floor",
+            "The Faust floor: a minimal faust-streaming agent on the same broker",
+            f"{count:,} encoded samt124 events (raw bytes, keyed by request) are on a topic with"
+            " the intake's partitions; a minimal Faust agent (`devtools/bench/faust_floor.py`,"
+            f" a child process) reads them with `take_events({faust_floor.BATCH})`, hands each"
+            " batch's sends to the producer together and awaits them once per batch (acks=all,"
+            " linger 5 ms, as the worker): *copy*. *With a table*: the same, plus a write per key"
+            " into a Faust table and one changelog record per key per batch (the shape of the"
+            " worker's state writes). No decoding, no decisions: the best Faust itself does"
+            " here. The clock runs from the first batch to the last delivered send; CPU is the"
+            " agent process's own over the same span.",
+        )
+        settings = harness.namespace(self.base, "floor")
+        source = Topics(settings.topic_namespace).intake
+        targets = (source + ".floor-copy", source + ".floor-table")
+        harness.topics_ready(settings, extra=targets)
+        baselines.fill(settings, source, workload.encoded(workload.events(count)))
+        for mode, target in zip(faust_floor.MODES, targets, strict=True):
+            run = faust_floor.measure(settings, source, target, count, mode, self.work)
+            label = "copy" if mode == "copy" else "with a table"
+            self.figures[f"faust_{mode}"] = section.add(
+                f"Faust {label}", run.per_second, "events/s"
+            )
+            self.figures[f"faust_{mode}_cpu"] = section.add(
+                f"Faust {label}: CPU per event", run.cpu_us_per_event, "µs"
+            )
+        section.ratio(
+            "Faust copy / aiokafka pass-through",
+            self.figures.get("faust_copy"),
+            self.figures.get("aiokafka_copy"),
+        )
+        return [section]
+
     def worker(self) -> list[Section]:
         from devtools.bench import worker_cost
         from devtools.local import kafka
 
         broker = kafka.status(self.base).pid
-        return [worker_cost.measure(self.base, self.scale.worker, self.work, broker)]
+        section = worker_cost.measure(self.base, self.scale.worker, self.work, broker)
+        rate = _figure(section, "one worker")
+        cpu = _figure(section, "worker CPU per event")
+        self.figures["worker"] = rate
+        for label, key in (
+            ("one worker / Faust floor with a table", "faust_table"),
+            ("one worker / Faust floor copy", "faust_copy"),
+            ("one worker / aiokafka pass-through", "aiokafka_copy"),
+        ):
+            section.ratio(label, rate, self.figures.get(key))
+        section.ratio(
+            "worker CPU per event / Faust floor's with a table",
+            cpu,
+            self.figures.get("faust_table_cpu"),
+        )
+        return [section]
 
     def publisher(self) -> list[Section]:
         from devtools.bench import throughput
@@ -296,6 +359,7 @@ class _Run:
             self.base, self.server_url, self.scale.e2e, self.work, self.scale.e2e_timeout
         )
         for label, key in (
+            ("e2e / Faust floor with a table", "faust_table"),
             ("e2e / ProducerPerformance", "producer_perf"),
             ("e2e / ConsumerPerformance", "consumer_perf"),
             ("e2e / kafka-python pass-through", "kafka_python_copy"),
@@ -329,6 +393,11 @@ class _Run:
         from devtools.bench import sink
 
         return [sink.measure_sink(self.base, self.server_url, self.scale.sink, self.work)]
+
+    def replay(self) -> list[Section]:
+        from devtools.bench import sink
+
+        return [sink.measure_replay(self.base, self.server_url, self.scale.sink, self.work)]
 
     def freshness(self) -> list[Section]:
         from devtools.bench import freshness

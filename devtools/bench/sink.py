@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from consumers.sink.rows import Row
 from devtools.bench import harness, workload
 from devtools.bench.baselines import fill
 from devtools.bench.results import Section
@@ -51,7 +53,13 @@ def measure_sink(base: Settings, server_url: str | None, count: int, work: Path)
     if server_url:
         engines.append(("server", server_url.rsplit("/", 1)[0] + "/bench_sink"))
     engines.append(("chdb", f"chdb://{work / 'sink-chdb'}"))
+    rows, decode_rate = _prebuilt_rows(base, events)
+    section.add("rows built from Avro (decode + map, no I/O)", decode_rate, "rows/s", "one core")
     for name, url in engines:
+        ceiling_url = url.replace("bench_sink", "bench_ceiling").replace("sink-chdb", "ceil-chdb")
+        ceilings = _insert_ceilings(ceiling_url, rows)
+        for how, rate in ceilings.items():
+            section.add(f"{name}: insert ceiling, {how}", rate, "rows/s", "pre-built rows")
         settings = harness.namespace(base, f"sink{name}", clickhouse_url=url)
         harness.topics_ready(settings)
         for topic, messages in _province_messages(settings, events).items():
@@ -69,6 +77,7 @@ def measure_sink(base: Settings, server_url: str | None, count: int, work: Path)
         if len(times) >= 2 and times[-1] > times[0]:
             steady = (sum(stored) - stored[0]) / (times[-1] - times[0])
         section.add(f"{name}: steady", steady, "rows/s", f"{len(stored)} batches")
+        section.ratio(f"{name}: steady / insert ceiling", steady, max(ceilings.values()))
         section.add(
             f"{name}: start → first batch stored",
             times[0] - (time.time() - seconds) if times else None,
@@ -77,6 +86,63 @@ def measure_sink(base: Settings, server_url: str | None, count: int, work: Path)
         )
         section.add(f"{name}: sink peak RSS", peak, "MiB", "VmHWM")
     return section
+
+
+def _prebuilt_rows(base: Settings, events: tuple[Event, ...]) -> tuple[list[Row], float]:
+    """The ``events`` rows of ``events`` as the sink builds them, and how fast it did."""
+    from datetime import UTC, datetime
+
+    from consumers.sink.loader import Message, build_batch
+    from consumers.sink.rows import Position
+
+    topics = Topics(base.topic_namespace)
+    messages = [
+        Message(Position(topics.province("IR-23"), 0, offset), wire.encode(event))
+        for offset, event in enumerate(events)
+    ]
+    started = time.perf_counter()
+    batch = build_batch(messages, topics, datetime.now(UTC), b"")
+    return batch.events, len(messages) / (time.perf_counter() - started)
+
+
+CEILING_BATCH = 20_000
+
+
+def _insert_ceilings(url: str, rows: list[Row]) -> dict[str, float]:
+    """Rows/s of inserting pre-built rows in 20,000-row batches: the engine's own way (columnar
+    for the server, Python lists for chdb) and the row-wise way the sink used before."""
+    from consumers.clickhouse.engine import ChdbEngine, ServerEngine, opened
+    from consumers.clickhouse.migrations import migrate
+    from consumers.sink.rows import EVENT_COLUMNS
+    from samt124.settings import parse_clickhouse_url
+
+    target = parse_clickhouse_url(url)
+    rates: dict[str, float] = {}
+    with opened(target) as engine:
+        migrate(engine)
+        db = engine.database
+        names = ", ".join(EVENT_COLUMNS)
+
+        def timed(insert: Callable[[list[Row]], None]) -> float:
+            engine.execute(f"TRUNCATE TABLE {db}.events")
+            started = time.perf_counter()
+            for start in range(0, len(rows), CEILING_BATCH):
+                insert(rows[start : start + CEILING_BATCH])
+            return len(rows) / (time.perf_counter() - started)
+
+        rates["columnar" if isinstance(engine, ServerEngine) else "Python lists"] = timed(
+            lambda part: engine.insert("events", EVENT_COLUMNS, part, None)
+        )
+        if isinstance(engine, ServerEngine):
+            client = engine._client
+            sql = f"INSERT INTO {db}.events ({names}) VALUES"
+            rates["row-wise"] = timed(lambda part: client.execute(sql, part))
+        elif isinstance(engine, ChdbEngine):
+            rates["JSONEachRow"] = timed(
+                lambda part: engine.insert_json("events", EVENT_COLUMNS, part)
+            )
+        engine.execute(f"TRUNCATE TABLE {db}.events")
+    return rates
 
 
 def measure_sink_restart(base: Settings, server_url: str | None, count: int, work: Path) -> Section:
@@ -127,4 +193,41 @@ def measure_sink_restart(base: Settings, server_url: str | None, count: int, wor
     section.add("throughput across the kill", count / elapsed, "rows/s", "first start to drained")
     verdict = "holds" if distinct == readable == count else "DOES NOT hold"
     section.notes.append(f"distinct event ids = rows analysts read = events published: {verdict}.")
+    return section
+
+
+REPLAYED = re.compile(r"replayed ([\d,]+) messages in ([\d.]+) s")
+TEN_MILLION = 10_000_000
+
+
+def measure_replay(base: Settings, server_url: str | None, count: int, work: Path) -> Section:
+    """``samt124 replay`` of ``count`` events on the province topics into an empty database."""
+    section = Section(
+        "replay",
+        "Replay: the log into an empty ClickHouse server database",
+        f"{count:,} simulated events are written to the province topics first; then `samt124"
+        " --clickhouse-url clickhouse://…/bench_replay replay` runs as a child process: schema,"
+        " the log's range, every message stored (batches of 100,000), the check against the"
+        " log. *Rate* = messages / the replay's own time (its output); *whole command*"
+        " includes start-up and the check. The 10 M estimate is 10,000,000 / the rate, start-up"
+        " and check left out: an extrapolation, not a measurement.",
+    )
+    if not server_url:
+        section.error = "needs the ClickHouse server"
+        return section
+    url = server_url.rsplit("/", 1)[0] + "/bench_replay"
+    settings = harness.namespace(base, "replay", clickhouse_url=url)
+    harness.topics_ready(settings)
+    for topic, messages in _province_messages(settings, workload.events(count)).items():
+        fill(settings, topic, messages)
+    seconds, out, peak = harness.run_watched(settings, "replay", log=work / "replay.log")
+    found = REPLAYED.search(out)
+    if found is None or "check: all" not in out:
+        section.error = f"the replay did not finish with its check:\n{out[-1500:]}"
+        return section
+    replayed, took = int(found.group(1).replace(",", "")), float(found.group(2))
+    rate = section.add("replay into the server", replayed / took, "events/s", f"{replayed:,}")
+    section.add("whole command", seconds, "s", "start-up, schema, replay, check")
+    section.add("replay peak RSS", peak, "MiB", "VmHWM")
+    section.add("10 M events, estimated", TEN_MILLION / rate if rate else None, "s", "extrapolated")
     return section

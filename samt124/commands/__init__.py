@@ -11,7 +11,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from samt124.commands import api, consumers, contract, lag, producers, rules, worker
+from samt124.commands import api, consumers, contract, lag, producers, replay, rules, worker
 from samt124.commands import dashboard as dashboard_command
 from samt124.commands import dlq as dead_letters
 from samt124.settings import Settings
@@ -56,5 +56,6 @@ REGISTRATIONS: list[Callable[[Any], None]] = [
     api.register,
     # the ministry's live page
     dashboard_command.register,
+    replay.register,  # rebuilding ClickHouse from the log
     *_development(),
 ]

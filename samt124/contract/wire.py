@@ -82,6 +82,17 @@ class Codec:
         return out.getvalue()
 
     def decode(self, data: bytes) -> Event:
+        name, record = self.decode_record(data)
+        try:
+            return from_record(name, record)
+        except Exception as exc:
+            raise DecodeError(f"{name} record does not fit the event: {exc}") from exc
+
+    def decode_record(self, data: bytes) -> tuple[str, dict[str, Any]]:
+        """The record name and the Avro record of ``data``, read with the current schema.
+
+        For readers that need a few fields of many messages (the sink) and not the event.
+        """
         if len(data) < HEADER_SIZE:
             raise DecodeError(f"truncated header: {len(data)} bytes, need {HEADER_SIZE}")
         if data[:2] != MARKER:
@@ -99,10 +110,7 @@ class Codec:
         if body.tell() != len(data):
             raise DecodeError(f"{len(data) - body.tell()} trailing bytes after {writer.name} body")
         record["event_id"] = str(record["event_id"])  # fastavro reads logicalType uuid as UUID
-        try:
-            return from_record(writer.name, record)
-        except Exception as exc:
-            raise DecodeError(f"{writer.name} record does not fit the event: {exc}") from exc
+        return writer.name, record
 
 
 @cache

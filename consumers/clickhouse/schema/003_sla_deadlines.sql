@@ -26,7 +26,10 @@ CREATE TABLE IF NOT EXISTS {db}.sla_deadlines (
     policy_version String,
     occurred_at DateTime('Asia/Tehran'),
     occurred_ms Int64,
-    ingested_at DateTime('Asia/Tehran')
+    ingested_at DateTime('Asia/Tehran'),
+    topic String,
+    partition UInt32,
+    offset UInt64
 ) ENGINE = ReplacingMergeTree(ingested_at)
 PARTITION BY toYYYYMM(occurred_at)
 ORDER BY (request_id, occurred_ms, event_id, clock)
