@@ -35,9 +35,9 @@ from typing import Any
 from kafka.errors import KafkaError
 
 from consumers.clickhouse.engine import Engine, EngineError, connect
+from consumers.sink.columns import event_row_of, seconds, sla_row_of
 from consumers.sink.dead_letters import DEAD_LETTER_COLUMNS, dead_letter_row
 from consumers.sink.metrics import SinkMetrics
-from consumers.sink.columns import event_row_of, seconds, sla_row_of
 from consumers.sink.rows import (
     DEADLINE_COLUMNS,
     ERROR_COLUMNS,
@@ -165,7 +165,7 @@ def build_batch(
         if name == "SlaDeadlinesSet":  # the clocks' deadlines go to sla_deadlines, not events
             try:
                 fact = from_record(name, record)
-            except Exception as exc:  # noqa: BLE001 - any misfit is the message's, stored as such
+            except Exception as exc:
                 reason = f"{name} record does not fit the event: {exc}"
                 errors.append(error_row(position, reason, message.value, ingested_at))
                 continue

@@ -216,9 +216,7 @@ _DEADLINE_CLOCKS = (
 )
 
 
-def deadline_rows(
-    event: SlaDeadlinesSet, position: Position, ingested_at: datetime
-) -> list[Row]:
+def deadline_rows(event: SlaDeadlinesSet, position: Position, ingested_at: datetime) -> list[Row]:
     """The ``sla_deadlines`` rows of a deadlines fact, one per clock the request has (columns:
     :data:`DEADLINE_COLUMNS`; instants in epoch milliseconds, 0 when there is none)."""
     rows: list[Row] = []
