@@ -139,7 +139,12 @@ def test_garbage_goes_to_the_dead_letter_topic_and_routing_goes_on(
         30,
         "the valid request after the garbage",
     )
-    assert len(routed) == 2  # the referral and the submission
+    # the referral, the submission and its clocks' deadlines
+    assert sorted(type(e).__name__ for e in routed) == [
+        "RequestReferred",
+        "RequestSubmitted",
+        "SlaDeadlinesSet",
+    ]
     assert worker.popen.poll() is None
 
 
