@@ -107,8 +107,10 @@ def test_worker_and_sink_metrics_count_what_was_published_and_stored(
         assert value(s, "samt124_sink_rows_stored_total", table="events") == 2 * REQUESTS
         assert value(s, "samt124_sink_rows_stored_total", table="dead_letters") == 3
         assert value(s, "samt124_sink_rows_stored_total", table="sla_events") == 0
-        assert value(s, "samt124_sink_messages_total") == 2 * REQUESTS + 3
-        assert value(s, "samt124_sink_batch_messages_sum") == 2 * REQUESTS + 3
+        # per request its referral, its submission and its clocks' deadlines; three dead letters
+        assert value(s, "samt124_sink_messages_total") == 3 * REQUESTS + 3
+        assert value(s, "samt124_sink_batch_messages_sum") == 3 * REQUESTS + 3
+        assert value(s, "samt124_sink_rows_stored_total", table="sla_deadlines") >= REQUESTS
         batches = value(s, "samt124_sink_batches_total")
         assert batches >= 1
         assert value(s, "samt124_sink_insert_duration_seconds_count") == batches
