@@ -44,13 +44,13 @@ def count(engine: Engine, sql: str) -> int:
 
 def test_migrations_apply_once_and_in_order(engine: Engine) -> None:
     first = migrate(engine)
-    assert [m.version for m in first] == [m.version for m in available()] == [1, 2, 3]
+    assert [m.version for m in first] == [m.version for m in available()] == [1, 2, 3, 4]
     assert migrate(engine) == []
-    assert count(engine, "SELECT count() FROM {db}.schema_migrations") == 3
+    assert count(engine, "SELECT count() FROM {db}.schema_migrations") == 4
     _, tables = engine.query(f"SHOW TABLES FROM {engine.database}")
     names = {name for (name,) in tables}
     expected = {"events", "events_unique", "sla_events", "requests", "lag_samples", "sink_errors"}
-    expected |= {"sla_deadlines", "sla_deadlines_unique"}
+    expected |= {"sla_deadlines", "sla_deadlines_unique", "dead_letters"}
     assert expected <= names
 
 
