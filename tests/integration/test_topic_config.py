@@ -11,6 +11,7 @@ from samt124.cli import main
 from samt124.kafka.admin import ensure_topics, inspect_topics, topic_names
 from samt124.kafka.topics import Topics
 from samt124.settings import Settings
+from tests.integration.pipeline import wait_for
 
 WEEK_MS = 7 * 24 * 3600 * 1000
 
@@ -98,7 +99,11 @@ def test_init_says_what_differs_and_fix_alters_it(
     assert _init(settings, server_url, "--fix") == 0
     said = capsys.readouterr().out
     assert f"fixed: {intake}: retention.ms is {WEEK_MS}, samt124 wants -1" in said
-    assert _configs(settings, [intake])[intake]["retention.ms"] == "-1"
+    wait_for(  # an altered config reaches every reader within moments, not always at once
+        lambda: _configs(settings, [intake])[intake]["retention.ms"] == "-1",
+        30,
+        "the altered retention",
+    )
     assert _init(settings, server_url) == 0
     assert "kafka topics: as samt124 wants them" in capsys.readouterr().out
 
