@@ -55,7 +55,7 @@ chaos: $(STAMP) system ## faults: kills of worker, sink and broker, a ClickHouse
 
 .PHONY: test
 test: $(STAMP) system lint ## install, lint (ruff, mypy, import contracts), then every test: unit, integration, chaos
-	$(BIN)/pytest tests -q --durations=12
+	$(BIN)/pytest tests -q --durations=30
 
 .PHONY: up
 up: $(STAMP) ## start the local Kafka broker and ClickHouse server

@@ -20,7 +20,7 @@ carry on (none of them exits), and at the end the same read-back as the single-b
 opened request, each breach once, nothing in the dead-letter topic; and the replica that was
 away holds the same rows and reads the same.
 
-``SAMT124_CHAOS_CLUSTER_EVENTS`` sets the number of events (default 20 000; most of the run is
+``SAMT124_CHAOS_CLUSTER_EVENTS`` sets the number of events (default 12 000; most of the run is
 the brokers' restarts); ``SAMT124_CHAOS_CLUSTER_RATE`` the publishing
 rate (events/s, default 120).
 """
@@ -58,7 +58,7 @@ from tests.chaos.harness import (
 from tests.chaos.harness import _kill_group as kill_group
 from tests.chaos.test_kills import Run, _check
 
-EVENTS = int(os.environ.get("SAMT124_CHAOS_CLUSTER_EVENTS", "20000"))
+EVENTS = int(os.environ.get("SAMT124_CHAOS_CLUSTER_EVENTS", "12000"))
 RATE = float(os.environ.get("SAMT124_CHAOS_CLUSTER_RATE", "120"))
 CLICKHOUSE_OUTAGE_S = 30.0
 
