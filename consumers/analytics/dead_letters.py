@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from consumers.clickhouse.dead_letters import DEAD_LETTER_COLUMNS
 from consumers.clickhouse.engine import Engine, quote
 from samt124.contract.dead_letters import KINDS
 
@@ -129,22 +130,8 @@ def listing(engine: Engine, topic: str, filters: Filters, label: Label) -> Table
     return list(LIST_COLUMNS), out
 
 
-STORED_COLUMNS = (
-    "topic",
-    "partition",
-    "offset",
-    "reason",
-    "reason_kind",
-    "error_type",
-    "source_topic",
-    "source_partition",
-    "source_offset",
-    "event_type",
-    "event_id",
-    "request_id",
-    "key_hex",
-    "original_hex",
-    "headers",
+STORED_COLUMNS = tuple(  # dead_at is read as an epoch; ingested_at is the sink's own
+    column for column in DEAD_LETTER_COLUMNS if column not in ("dead_at", "ingested_at")
 )
 
 

@@ -16,26 +16,6 @@ from samt124.contract import dead_letters as dl
 from samt124.contract.wire import DecodeError, decode
 from samt124.domain.events import event_type
 
-DEAD_LETTER_COLUMNS = (
-    "topic",
-    "partition",
-    "offset",
-    "reason",
-    "reason_kind",
-    "error_type",
-    "source_topic",
-    "source_partition",
-    "source_offset",
-    "dead_at",
-    "event_type",
-    "event_id",
-    "request_id",
-    "key_hex",
-    "original_hex",
-    "headers",
-    "ingested_at",
-)
-
 Headers = Sequence[tuple[str, bytes]]
 
 

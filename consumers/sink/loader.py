@@ -34,9 +34,10 @@ from typing import Any
 
 from kafka.errors import KafkaError
 
+from consumers.clickhouse.dead_letters import DEAD_LETTER_COLUMNS
 from consumers.clickhouse.engine import Engine, EngineError, connect
 from consumers.sink.columns import event_row_of, seconds, sla_row_of
-from consumers.sink.dead_letters import DEAD_LETTER_COLUMNS, dead_letter_row
+from consumers.sink.dead_letters import dead_letter_row
 from consumers.sink.metrics import SinkMetrics
 from consumers.sink.rows import (
     DEADLINE_COLUMNS,

@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 import yaml
 
+from consumers.clickhouse.dead_letters import DEAD_LETTER_COLUMNS
 from consumers.clickhouse.engine import Engine, opened
 from consumers.clickhouse.migrations import migrate
-from consumers.sink.dead_letters import DEAD_LETTER_COLUMNS, dead_letter_row
+from consumers.sink.dead_letters import dead_letter_row
 from consumers.sink.loader import Message, build_batch, store
 from consumers.sink.rows import Position
 from producers.simulator import simulate

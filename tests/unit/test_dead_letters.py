@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from consumers.sink.dead_letters import DEAD_LETTER_COLUMNS, dead_letter_row
+from consumers.clickhouse.dead_letters import DEAD_LETTER_COLUMNS
+from consumers.sink.dead_letters import dead_letter_row
 from consumers.sink.rows import Position
 from samt124.commands.dlq import dead_letter_id, edited, field_edit
 from samt124.contract import dead_letters as dl
