@@ -1,22 +1,23 @@
-"""The Faust worker: the router agent, the SLA tracker and its timer.
+"""The Faust worker: the router agent and the SLA timer, one writer of the request states.
 
-Two agents share one changelog-backed table of request states (keyed by ``request_id``,
-co-partitioned with ``samt124.intake`` and ``samt124.sla``):
+A changelog-backed table holds the request states (keyed by ``request_id``, co-partitioned with
+``samt124.intake`` and ``samt124.sla``). Two things write it, never at the same time (they take
+turns under one lock, :attr:`Worker.writer`), so each state has one writer:
 
 * ``route`` reads ``samt124.intake``; each message goes through :class:`Pipeline` and its output
   (the event to its province, the derived referral and SLA facts, or a dead letter) is delivered
   before the new state is written, so that a replay after a crash repeats what did not arrive;
-* ``track`` reads ``samt124.sla`` back and records every fact as emitted, so that each one is
-  published once per request, clock and cycle also across restarts and rebalances;
 * a timer looks at the requests whose next SLA threshold has come (a heap per worker, rebuilt
-  from the table after every recovery) and publishes what fell due. After a recovery it waits
-  until ``track`` has read ``samt124.sla`` up to where it ended at that moment: facts emitted
-  just before a crash are then known as emitted, rather than emitted a second time.
+  from the table after every recovery), publishes what fell due and writes the request's state
+  with those facts marked as emitted once they are delivered. A crash in between makes the
+  worker publish them again after its recovery, with the same ids (derived from the request,
+  clock, cycle and threshold), which collapse downstream: each fact is stored once per request,
+  clock and cycle.
 
-Both agents check that they see every message of their partitions in order
-(:mod:`streams.sequence`): a worker that finds it was made to skip some restarts from the last
-committed offset rather than go on. Each agent takes a batch of messages, hands everything they
-cause (output and changelog writes) to the Kafka client and waits until all of it is delivered
+``route`` checks that it sees every message of its partitions in order (:mod:`streams.sequence`):
+a worker that finds it was made to skip some restarts from the last committed offset rather
+than go on. It takes a batch of messages, hands everything they cause (output and changelog
+writes, one per request and batch) to the Kafka client and waits until all of it is delivered
 (:mod:`streams.delivery`) before the batch is acknowledged, so an offset is never committed
 ahead of its effects: at-least-once, with idempotent effects downstream (events keep their ids).
 """
@@ -32,7 +33,7 @@ import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import faust
@@ -40,7 +41,7 @@ from faust.types import TP
 
 from samt124.domain.calendar import Closure
 from samt124.domain.lifecycle import RequestState
-from samt124.kafka.topics import Topics
+from samt124.kafka.topics import Topics, partition_of
 from samt124.settings import Settings
 from streams.deadlines import DeadlineQueue
 from streams.delivery import Deliveries, Record
@@ -60,6 +61,7 @@ IDLE_SECONDS = 2.0
 IDENTITY_SECONDS = 2.0  # how often a worker that may be fenced asks who holds its identity
 STATUS_SECONDS = 10.0  # how often the status file is rewritten
 FENCED_EXIT = 4  # the exit status of a worker that stops because another took its identity
+ELSEWHERE_SECONDS = 2.0  # how long the timer defers a request whose partition it does not hold
 
 
 def group_id(settings: Settings) -> str:
@@ -124,11 +126,9 @@ class Worker:
         self.queue = DeadlineQueue()
         self.watermark: datetime | None = None
         self.last_message = 0.0
-        # after a recovery: the end offsets of samt124.sla the timer waits for ``track`` to reach
-        # (None: not waiting; empty: not read yet)
-        self.sla_targets: dict[Any, int] | None = None
-        self.sla_read: dict[int, int] = {}  # partition: the offset after the last fact tracked
-        self.sla_last = 0.0  # when ``track`` last took a fact
+        # held by ``route`` for a batch and by the timer for a tick, each until what it caused
+        # is delivered and its states are on the changelog: the request states' one writer
+        self.writer = asyncio.Lock()
         self.sequence = Sequence()
         self._admin: Any = None  # a kafka-python admin client, for the committed offsets
         self.counts = {
@@ -138,7 +138,6 @@ class Worker:
             "duplicates": 0,
             "sla_facts": 0,
             "moved": 0,
-            "sla_fold_failures": 0,  # SLA facts read back that could not be folded in
             "timer_failures": 0,  # requests whose due facts could not be worked out
         }
         self.metrics = WorkerMetrics()
@@ -199,7 +198,6 @@ class Worker:
         }
         partitions = self.settings.partitions
         intake = app.topic(self.topics.intake, partitions=partitions, **raw)
-        sla = app.topic(self.topics.sla, partitions=partitions, **raw)
         # keys travel as JSON (Faust's default); a request's state stays the bytes of its JSON
         # (RequestState.to_bytes) in memory too, decoded when it is used: a recovery then stores
         # what it reads without decoding it, and a million open requests take a fraction of
@@ -217,12 +215,6 @@ class Worker:
             out = Deliveries(self._produce)
             async for events in stream.take_events(BATCH, within=BATCH_WAIT):
                 await self._batch("route", events, self._on_intake, out)
-
-        @app.agent(sla, name="track")  # type: ignore[untyped-decorator]
-        async def track(stream: Any) -> None:
-            out = Deliveries(self._produce)
-            async for events in stream.take_events(BATCH, within=BATCH_WAIT):
-                await self._batch("track", events, self._on_sla, out)
 
         @app.timer(interval=TICK_SECONDS)  # type: ignore[untyped-decorator]
         async def tick() -> None:
@@ -278,15 +270,16 @@ class Worker:
     ) -> None:
         failing = self.faults.batch_point(len(events))
         done = 0
-        started = time.monotonic()
         try:
-            for done, event in enumerate(events):
-                if done == failing:
-                    self.faults.fail_batch(done, len(events))
-                await self._in_sequence(event.message)
-                await handle(event.message, out)
-            await out.settle()  # before the batch is acknowledged
-            self.metrics.batch(agent, len(events), time.monotonic() - started)
+            async with self.writer:
+                started = time.monotonic()
+                for done, event in enumerate(events):
+                    if done == failing:
+                        self.faults.fail_batch(done, len(events))
+                    await self._in_sequence(event.message)
+                    await handle(event.message, out)
+                await out.settle()  # before the batch is acknowledged
+                self.metrics.batch(agent, len(events), time.monotonic() - started)
         except Exception as error:
             message = events[done].message
             firsts: dict[tuple[str, int], int] = {}
@@ -398,10 +391,6 @@ class Worker:
         (earliest,) = (await self.app.consumer.earliest_offsets(TP(*tp))).values()
         return max(committed, int(earliest))
 
-    def _state(self, request_id: str) -> RequestState | None:
-        raw = self.requests.get(request_id)
-        return RequestState.from_bytes(raw) if raw else None
-
     def _stored(self, request_id: str) -> bytes | None:
         """A request's state as stored (decoded by the pipeline, under its guard)."""
         raw = self.requests.get(request_id) if request_id else None
@@ -453,6 +442,8 @@ class Worker:
             wall,
         )
         await self._send(step.outgoing, out)
+        for fact in step.facts:
+            self.metrics.fact(fact)
         if step.dead_letter:
             self.counts["dead_letters"] += 1
             self.counts["failures"] += step.failure
@@ -494,22 +485,6 @@ class Worker:
             self._put(step.state, message.partition, out)
             self.queue.schedule(step.state.request_id, step.due)
 
-    async def _on_sla(self, message: Any, out: Deliveries) -> None:
-        self.sla_read[message.partition] = message.offset + 1
-        self.sla_last = time.monotonic()
-        request_id = message.key.decode("utf-8", "replace") if message.key else ""
-        step = self.pipeline.on_sla(self._stored(request_id), message.value, datetime.now(UTC))
-        if step.failure:
-            self.counts["sla_fold_failures"] += 1
-            log.error(
-                "%s[%d]@%d: %s", message.topic, message.partition, message.offset, step.dead_letter
-            )
-        if step.state is not None:
-            if step.event is not None:
-                self.metrics.fact(step.event)
-            self._put(step.state, message.partition, out)
-            self.queue.schedule(request_id, step.due)
-
     def _record_closure(self, closure: Closure, partition: int, out: Deliveries) -> None:
         key = f"{closure.province}:{closure.first_day}:{closure.last_day}"
         value = {
@@ -522,56 +497,50 @@ class Worker:
     # -- timers ------------------------------------------------------------------------------
 
     async def _tick(self) -> None:
-        if await self._holding():
-            return
+        async with self.writer:
+            await self._fire()
+
+    async def _fire(self) -> None:
+        """Publish the SLA facts that fell due and store the states that record them."""
         self._adopt_closures()
         wall = datetime.now(UTC)
         caught_up = time.monotonic() - self.last_message > IDLE_SECONDS
         now = sla_now(wall, self.watermark, caught_up=caught_up)
+        held = self._held()
         out = Deliveries(self._produce)
+        started, fired = time.monotonic(), 0
         for request_id in self.queue.pop_due(now):
+            partition = partition_of(request_id.encode(), self.settings.partitions)
+            if partition not in held:  # another worker's, or not assigned again yet
+                self.queue.schedule(request_id, wall + timedelta(seconds=ELSEWHERE_SECONDS))
+                continue
             try:
-                state = self._state(request_id)
-                if state is None:
+                raw = self._stored(request_id)
+                if raw is None:
                     continue
-                outgoing, following = self.pipeline.due(state, now, wall)
+                step = self.pipeline.due(RequestState.from_bytes(raw), now, wall)
             except Exception:
                 # this request's clocks are looked at again after a restart or its next event
                 self.counts["timer_failures"] += 1
                 log.exception("SLA timer: cannot work out the due facts of request %s", request_id)
                 continue
-            self.counts["sla_facts"] += len(outgoing)
-            await self._send(outgoing, out)
-            self.queue.schedule(request_id, following)
+            if step.state is not None:
+                self.counts["sla_facts"] += len(step.facts)
+                fired += 1
+                await self._send(step.outgoing, out)
+                for fact in step.facts:
+                    self.metrics.fact(fact)
+                self._put(step.state, partition, out)  # on the changelog once the facts are
+            self.queue.schedule(request_id, step.due)
         await out.settle()
+        if fired:
+            self.metrics.batch("timer", fired, time.monotonic() - started)
 
-    async def _holding(self) -> bool:
-        """Whether the timer still waits for ``track`` to catch up after a recovery."""
-        if self.sla_targets is None:
-            return False
-        consumer = self.app.consumer
-        try:
-            if not self.sla_targets:
-                owned = [tp for tp in consumer.assignment() if tp.topic == self.topics.sla]
-                self.sla_targets = dict(await consumer.highwaters(*owned)) if owned else {}
-                if not self.sla_targets:
-                    self.sla_targets = None
-                    return False
-            for tp, end in self.sla_targets.items():
-                if self.sla_read.get(tp.partition, -1) >= end:
-                    continue
-                # nothing more to fetch and nothing taken for a while: read up to the end
-                position = await consumer.position(tp)
-                idle = time.monotonic() - self.sla_last > IDLE_SECONDS
-                if position is None or position < end or not idle:
-                    return True
-        except Exception as error:  # the broker may be away: ask again at the next tick
-            log.warning("cannot tell whether the SLA facts were read back yet: %s", error)
-            return True
-        ends = {tp.partition: end for tp, end in self.sla_targets.items()}
-        log.warning("SLA facts read back up to the end offsets %s; timers run", ends)
-        self.sla_targets = None
-        return False
+    def _held(self) -> set[int]:
+        """The intake partitions this worker holds now (whose request states it writes)."""
+        return {
+            tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.topics.intake
+        }
 
     def _adopt_closures(self) -> None:
         known = sum(len(v) for v in self.pipeline.calendar.closures.values())
@@ -591,13 +560,15 @@ class Worker:
 
     async def _rebuild_queue(self) -> None:
         started = time.monotonic()
-        self.sla_targets = {}  # hold the timer until the facts emitted so far are read back
-        self.sla_last = started
         self._adopt_closures()
         self.queue.clear()
         self.metrics.overdue.clear()
         wall = datetime.now(UTC)
+        held = self._held()  # the states of partitions held before a rebalance may linger
+        partitions = self.settings.partitions
         for count, (request_id, raw) in enumerate(list(self.requests.items()), start=1):
+            if held and partition_of(request_id.encode(), partitions) not in held:
+                continue
             if raw:
                 try:
                     state = RequestState.from_bytes(raw)

@@ -3,14 +3,15 @@
 Counters since the process started (Prometheus' ``rate()`` and ``increase()`` ride over
 restarts): intake messages taken, routed, moved, repeats dropped, dead letters by the kind of
 their reason (:func:`samt124.contract.dead_letters.reason_kind`), SLA facts recorded by kind
-(read back from ``samt124.sla``, so a fact published twice counts once); histograms of each
-agent's batches (messages and seconds); and gauges of this worker's partitions: open requests
-with a running SLA clock, requests open past their resolution deadline and how long the oldest
-has been (clock seconds since its deadline).
+(counted when the worker marks them emitted in the request's state, so once each within a
+process); histograms of the batches of the ``route`` agent and of the SLA timer (messages and
+seconds); and gauges of this worker's partitions: open requests with a running SLA clock,
+requests open past their resolution deadline and how long the oldest has been (clock seconds
+since its deadline).
 
-The overdue requests are followed from the breaches read back, and dropped when the request is
-resolved or closed or its resolution clock starts a new cycle; after a recovery they are worked
-out again from the stored states (the few that are overdue, with the pure SLA code).
+The overdue requests are followed from the breaches as they are recorded, and dropped when the
+request is resolved or closed or its resolution clock starts a new cycle; after a recovery they
+are worked out again from the stored states (the few that are overdue, with the pure SLA code).
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ class WorkerMetrics(Collector):
         )
         self.sla_facts = Counter(
             "samt124_worker_sla_facts_total",
-            "SLA facts recorded (read back from the SLA topic), by kind",
+            "SLA facts recorded (marked emitted in the request's state), by kind",
             ["kind", "clock"],
             registry=self.registry,
         )

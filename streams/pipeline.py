@@ -5,13 +5,15 @@
 topic, the referral samt124 derived, SLA facts to ``samt124.sla``, or the original bytes to the
 dead-letter topic with the reason. A message on another intake partition than the one Kafka's
 default partitioner gives its request id is first copied there, so that everything about a
-request lives in one partition. The Faust agents in :mod:`streams.app` only move these bytes.
+request lives in one partition. :meth:`Pipeline.due` does the same for the SLA timer: the facts
+that fell due, and the request's state with them marked as emitted. The Faust agent and timer
+in :mod:`streams.app` only move these bytes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from samt124.contract import wire
@@ -75,6 +77,7 @@ class Step:
     moved_to: int | None = None  # the intake partition a misplaced message was copied to
     due: datetime | None = None  # when the new state's next SLA threshold falls due
     failure: bool = False  # a dead letter because handling the message raised
+    facts: tuple[Event, ...] = ()  # the SLA facts in ``outgoing``, marked emitted in ``state``
 
 
 @dataclass
@@ -84,7 +87,6 @@ class Pipeline:
     policies: Policies
     calendar: Calendar
     partitions: int  # of the intake topic (and of every topic co-partitioned with it)
-    sent_facts: set[str] = field(default_factory=set)  # emitted, not yet folded back
     faults: Faults | None = None  # the fault-injection test mode (off: None)
 
     @classmethod
@@ -172,7 +174,7 @@ class Pipeline:
         if decision.duplicate:
             return Step(state=decision.state, duplicate=True, event=event)
         province = self.topics.province(decision.state.province)
-        facts = [f for f in decision.outputs if _is_sla(f) and f.event_id not in self.sent_facts]
+        facts = tuple(f for f in decision.outputs if _is_sla(f))
         derived = [fact for fact in decision.outputs if not _is_sla(fact)]
         outgoing = (  # a referral before the event, where the clocks stand after it
             *(self._publish(f, province) for f in derived if not isinstance(f, SlaDeadlinesSet)),
@@ -181,9 +183,7 @@ class Pipeline:
             *(self._publish(fact, province) for fact in facts),
         )
         due = self.next_due(decision.state)
-        # last, once nothing more can raise: these facts are on their way
-        self.sent_facts.update(fact.event_id for fact in facts)
-        return Step(state=decision.state, outgoing=outgoing, event=event, due=due)
+        return Step(state=decision.state, outgoing=outgoing, event=event, due=due, facts=facts)
 
     def _publish(self, fact: Event, province_topic: str) -> Outgoing:
         topic = self.topics.sla if _is_sla(fact) else province_topic
@@ -229,51 +229,23 @@ class Pipeline:
             failure=error is not None,
         )
 
-    # -- SLA facts folded back ---------------------------------------------------------------
-
-    def on_sla(
-        self, state: RequestState | bytes | None, value: bytes | None, wall: datetime
-    ) -> Step:
-        """Record an SLA fact read back from ``samt124.sla``: it will not be emitted again.
-
-        Never raises: a fact that cannot be folded in is reported (``failure``, the reason in
-        ``dead_letter``) and stays on ``samt124.sla``, where the timer's repeat of it, with the
-        same id, collapses downstream.
-        """
-        try:
-            fact = wire.decode(value or b"")
-        except wire.DecodeError:
-            return Step()
-        self.sent_facts.discard(fact.event_id)
-        try:
-            if isinstance(state, bytes):
-                state = RequestState.from_bytes(state)
-            if state is None:
-                return Step()
-            decision = decide(state, fact, self.context(wall))
-            if decision.duplicate or decision.state is None:
-                return Step(duplicate=True)
-            due = self.next_due(decision.state)
-        except Exception as error:
-            reason = f"{type(error).__name__} while folding {fact.event_id} back: {error}"
-            return Step(dead_letter=reason, failure=True, event=fact)
-        return Step(state=decision.state, event=fact, due=due)
-
     # -- timers ------------------------------------------------------------------------------
 
-    def due(
-        self, state: RequestState, now: datetime, wall: datetime
-    ) -> tuple[tuple[Outgoing, ...], datetime | None]:
-        """SLA facts due at ``now`` not yet sent, and when to look at the request next."""
+    def due(self, state: RequestState, now: datetime, wall: datetime) -> Step:
+        """The SLA facts due at ``now``, folded into the request's state, and when to look next.
+
+        The new state (``None`` when nothing fell due) has the facts marked as emitted: the
+        worker stores it once the facts are delivered, so a fact is published again only after a
+        crash in between, with the same id (it collapses downstream).
+        """
         facts = due_sla_facts(state, now, self.calendar, self.policies, recorded_at=wall)
-        fresh = [fact for fact in facts if fact.event_id not in self.sent_facts]
+        if not facts:
+            return Step(due=self.next_due(state))
         context = self.context(wall)
-        for fact in facts:  # as if folded back already: the next look is at the next threshold
+        for fact in facts:
             state = decide(state, fact, context).state or state
-        outgoing = tuple(self._publish(fact, self.topics.sla) for fact in fresh)
-        following = self.next_due(state)
-        self.sent_facts.update(fact.event_id for fact in fresh)  # once nothing more can raise
-        return outgoing, following
+        outgoing = tuple(self._publish(fact, self.topics.sla) for fact in facts)
+        return Step(state=state, outgoing=outgoing, due=self.next_due(state), facts=facts)
 
     def next_due(self, state: RequestState) -> datetime | None:
         return next_due(state, self.calendar, self.policies)

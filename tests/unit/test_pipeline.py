@@ -159,17 +159,47 @@ def test_a_closure_moves_the_calendar_and_is_forwarded() -> None:
     assert p.calendar.is_working_time("IR-23", noon)
 
 
-def test_timer_facts_are_sent_once_until_folded_back() -> None:
+def test_timer_facts_are_folded_into_the_state_they_are_stored_with() -> None:
     p = pipeline()
-    step = intake(p, submitted())
+    old = WALL - timedelta(days=30)  # its clocks have long breached
+    step = intake(p, submitted(occurred_at=old, recorded_at=old))
     assert step.state is not None
-    later = WALL + timedelta(days=30)
-    sent, following = p.due(step.state, later, later)
-    assert sent
-    assert all(o.topic == "samt124.sla" for o in sent)
-    again, _ = p.due(step.state, later, later)
-    assert again == ()
-    assert following is None or following > later
+    fired = p.due(step.state, WALL, WALL)
+    assert fired.outgoing
+    assert all(o.topic == "samt124.sla" for o in fired.outgoing)
+    assert [wire.decode(o.value) for o in fired.outgoing] == list(fired.facts)
+    assert any(isinstance(f, SlaBreached) for f in fired.facts)
+    assert fired.state is not None
+    assert {f.event_id for f in fired.facts} <= set(fired.state.seen)
+    again = p.due(fired.state, WALL, WALL)  # the stored state: nothing more is due
+    assert (again.outgoing, again.state) == ((), None)
+    assert fired.due is None or fired.due > WALL
+    assert again.due == fired.due
+    # a state that was not stored (a crash before it reached the changelog): the same facts,
+    # with the same ids, which collapse downstream
+    repeat = p.due(step.state, WALL, WALL)
+    assert [f.event_id for f in repeat.facts] == [f.event_id for f in fired.facts]
+    # an intake event after the timer's facts brings none of them again
+    assigned = RequestAssigned(
+        event_id=str(uuid.uuid4()),
+        request_id="req-42",
+        occurred_at=WALL,
+        recorded_at=WALL,
+        source="portal",
+        actor=fired.state.body_id,
+        body_id=fired.state.body_id,
+        assignee="operator-7",
+    )
+    after = intake(p, assigned, fired.state)
+    assert after.dead_letter is None, after.dead_letter
+    assert after.state is not None
+    assert after.facts == ()
+    assert not [o for o in after.outgoing if o.topic == "samt124.sla"]
+    # and without them (the timer had not fired yet) it brings them, marked in its state
+    before = intake(p, assigned, step.state)
+    assert [f.event_id for f in before.facts] == [f.event_id for f in fired.facts]
+    assert before.state is not None
+    assert before.state.emitted == after.state.emitted
 
 
 # murmur2 of these keys as the Java client's own tests give it (org.apache.kafka.common.utils)
@@ -261,7 +291,7 @@ def test_an_exception_in_the_decision_is_a_dead_letter_with_its_type() -> None:
     assert (dead.key, dead.value) == (wire.key(event), wire.encode(event))
     assert headers["dlq-error"] == b"InjectedFault"
     assert headers["dlq-reason"].startswith(b"InjectedFault while handling the message: ")
-    assert p.sent_facts == set()
+    assert step.facts == ()
 
 
 def test_a_stored_state_that_cannot_be_read_is_that_messages_dead_letter() -> None:
@@ -279,7 +309,7 @@ def test_a_stored_state_that_cannot_be_read_is_that_messages_dead_letter() -> No
     assert fine.duplicate
 
 
-def test_facts_are_not_marked_sent_when_publishing_them_fails(
+def test_facts_are_not_marked_emitted_when_publishing_them_fails(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     p = pipeline()
@@ -306,8 +336,11 @@ def test_facts_are_not_marked_sent_when_publishing_them_fails(
     monkeypatch.setattr(wire, "encode", broken)
     with pytest.raises(OSError, match="encoder broke"):
         p.due(opened.state, WALL, WALL)
-    assert p.sent_facts == set()
     step = intake(p, assigned, opened.state)  # brings the due facts with it
     assert step.failure
+    assert step.state is None  # nothing marked emitted that was not published
     assert b"encoder broke" in dict(step.outgoing[0].headers)["dlq-reason"]
-    assert p.sent_facts == set()  # nothing marked sent that was not published
+    monkeypatch.setattr(wire, "encode", real)
+    fired = p.due(opened.state, WALL, WALL)  # the timer, once it can publish: all of them
+    assert fired.facts
+    assert {type(f) for f in fired.facts} >= {SlaBreached}
