@@ -497,10 +497,21 @@ class Worker:
     # -- timers ------------------------------------------------------------------------------
 
     async def _tick(self) -> None:
-        async with self.writer:
-            await self._fire()
+        """One look at the due requests; a stop that cancels it lets it finish first, so that
+        no state the timer changed in memory is left for ``route`` to store ahead of the facts
+        it records."""
+        task = asyncio.ensure_future(self._fire())
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await task
+            raise
 
     async def _fire(self) -> None:
+        async with self.writer:
+            await self._due()
+
+    async def _due(self) -> None:
         """Publish the SLA facts that fell due and store the states that record them."""
         self._adopt_closures()
         wall = datetime.now(UTC)
