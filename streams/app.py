@@ -8,9 +8,11 @@ turns under one lock, :attr:`Worker.writer`), so each state has one writer:
   (the event to its province, the derived referral and SLA facts, or a dead letter) is delivered
   before the new state is written, so that a replay after a crash repeats what did not arrive;
 * a timer looks at the requests whose next SLA threshold has come (a heap per worker, rebuilt
-  from the table after every recovery), publishes what fell due and writes the request's state
-  with those facts marked as emitted once they are delivered. A crash in between makes the
-  worker publish them again after its recovery, with the same ids (derived from the request,
+  from the table after every recovery), publishes what fell due and, once the facts are
+  delivered, writes the request's state with them marked as emitted: with ``route``'s next
+  record of the request, or by itself within a second (:data:`SAVE_SECONDS`), one record per
+  request however many ticks fired for it meanwhile. A crash before makes the worker publish
+  them again after its recovery, with the same ids (derived from the request,
   clock, cycle and threshold), which collapse downstream: each fact is stored once per request,
   clock and cycle.
 
@@ -62,6 +64,7 @@ IDENTITY_SECONDS = 2.0  # how often a worker that may be fenced asks who holds i
 STATUS_SECONDS = 10.0  # how often the status file is rewritten
 FENCED_EXIT = 4  # the exit status of a worker that stops because another took its identity
 ELSEWHERE_SECONDS = 2.0  # how long the timer defers a request whose partition it does not hold
+SAVE_SECONDS = 1.0  # how often the timer writes the states it changed that ``route`` did not
 
 
 def group_id(settings: Settings) -> str:
@@ -126,9 +129,14 @@ class Worker:
         self.queue = DeadlineQueue()
         self.watermark: datetime | None = None
         self.last_message = 0.0
-        # held by ``route`` for a batch and by the timer for a tick, each until what it caused
-        # is delivered and its states are on the changelog: the request states' one writer
+        # held by ``route`` for a batch and by the timer for a tick, each until what it sent is
+        # delivered: the request states have one writer at a time
         self.writer = asyncio.Lock()
+        # request states the timer changed once their facts were delivered, not yet on the
+        # changelog (request id: partition): ``route`` writes those it writes anyway, the timer
+        # the others every SAVE_SECONDS, so a request has one changelog record per batch
+        self.unsaved: dict[str, int] = {}
+        self.saved_at = 0.0
         self.sequence = Sequence()
         self._admin: Any = None  # a kafka-python admin client, for the committed offsets
         self.counts = {
@@ -425,6 +433,7 @@ class Worker:
 
     def _put(self, state: RequestState, partition: int, out: Deliveries) -> None:
         self.metrics.overdue.on_state(state)
+        self.unsaved.pop(state.request_id, None)  # its record carries what the timer changed
         self._write(self.requests, state.request_id, state.to_bytes(), partition, out)
 
     async def _on_intake(self, message: Any, out: Deliveries) -> None:
@@ -541,11 +550,31 @@ class Worker:
                 await self._send(step.outgoing, out)
                 for fact in step.facts:
                     self.metrics.fact(fact)
-                self._put(step.state, partition, out)  # on the changelog once the facts are
+                self.metrics.overdue.on_state(step.state)
+                # in memory now; on the changelog once the facts are delivered (below)
+                self.requests.data[request_id] = step.state.to_bytes()
+                self.unsaved[request_id] = partition
             self.queue.schedule(request_id, step.due)
         await out.settle()
+        if self.unsaved and time.monotonic() - self.saved_at >= SAVE_SECONDS:
+            await self._save(held)
         if fired:
             self.metrics.batch("timer", fired, time.monotonic() - started)
+
+    async def _save(self, held: set[int]) -> None:
+        """Write the states the timer changed whose facts are delivered, one record each.
+
+        A crash before makes the worker publish those facts again after its recovery, with the
+        same ids. States of partitions this worker no longer holds are left to their owner."""
+        unsaved, self.unsaved = self.unsaved, {}
+        out = Deliveries(self._produce)
+        for request_id, partition in unsaved.items():
+            if partition in held:
+                raw = self.requests.data.get(request_id)
+                if raw:
+                    self._write(self.requests, request_id, raw, partition, out)
+        await out.settle()
+        self.saved_at = time.monotonic()
 
     def _held(self) -> set[int]:
         """The intake partitions this worker holds now (whose request states it writes)."""
