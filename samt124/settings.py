@@ -158,7 +158,9 @@ class Settings(BaseSettings):
     # ClickHouse
     clickhouse_url: str | None = Field(
         default=None,
-        description="clickhouse://user:pass@host:9000/db for a server; unset means chdb in home.",
+        description="clickhouse://user:pass@host:9000/db for a server, or"
+        " clickhouse://user:pass@host1:9000,host2:9000/db for replicas of the cluster"
+        " (clickhouse_cluster): the first that answers is used; unset means chdb in home.",
     )
     clickhouse_user: str | None = None
     clickhouse_password: SecretStr | None = None
