@@ -26,6 +26,7 @@ def build(settings: Settings) -> Any:
         follower = Follower(settings, view)
         publisher = Publisher(settings)
         services.publisher = publisher
+        services.follower_stats = follower.stats
         follower.start()
         try:
             yield
