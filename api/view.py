@@ -374,7 +374,7 @@ class Follower:
         self._thread = threading.Thread(target=self._run, name="samt124-api-follower", daemon=True)
         self.error: BaseException | None = None
         self.records = 0
-        self.cpu_seconds = 0.0  # the follower thread's own CPU time
+        self.cpu_seconds = 0.0  # the follower thread's own CPU time, since it started
 
     def start(self) -> None:
         self._thread.start()
@@ -418,12 +418,11 @@ class Follower:
             frozen = 0
             while not self._stop.is_set():
                 batches = consumer.poll(timeout_ms=200, max_records=2_000)
-                began = time.thread_time()
                 for tp, records in batches.items():
                     for record in records:
                         self._take(tp.topic, record)
                     self.records += len(records)
-                self.cpu_seconds += time.thread_time() - began
+                self.cpu_seconds = time.thread_time()  # all of it: fetching and parsing too
                 if self.records - frozen >= FREEZE_EVERY:
                     gc.freeze()
                     frozen = self.records
