@@ -21,6 +21,7 @@ CONCURRENCY = 32
 REFERRAL_CLIENTS = 8  # read-your-write: clients that POST, then GET until the referral shows
 REFERRAL_POLL = 0.02  # s between those GETs: the resolution of the figure
 REFERRAL_TARGET_MS = 2_000.0
+REFERRAL_GIVE_UP = 60.0  # s: a request not referred by then is counted, not waited for
 OPEN_REQUESTS = 100_000  # nationally, for the work-queue page of the busiest province
 FORM = {
     "service_code": "MKT-OVERCHARGE",
@@ -116,8 +117,9 @@ async def _referrals(url: str, seconds: float, auth: dict[str, str]) -> tuple[Lo
                     if got.status_code == 200 and got.json()[0]["agency_responsible"]:
                         load.latencies.append((time.perf_counter() - created) * 1000)
                         break
-                    if time.perf_counter() - created > 60:
-                        raise harness.BenchError(f"{request_id}: no referral after 60 s")
+                    if time.perf_counter() - created > REFERRAL_GIVE_UP:
+                        load.statuses[0] += 1  # counted apart: not referred in time
+                        break
                     await asyncio.sleep(REFERRAL_POLL)
 
         started = time.monotonic()
@@ -194,8 +196,10 @@ def measure_api(
         " 201/202 answered is then looked for on the intake topic by event id (the token)."
         f" Read-your-write: {REFERRAL_CLIENTS} clients each POST a request, then GET it every"
         f" {REFERRAL_POLL * 1000:.0f} ms until it shows its `agency_responsible` (the worker's"
-        " referral, followed by the API), for the same time; the figure is from the 201 to that"
-        f" GET's answer (target: {REFERRAL_TARGET_MS / 1000:.0f} s). The follower (the API's"
+        " referral, followed by the API), for the same time, once on the quiet pipeline before"
+        " the preload and once after the other phases (the worker then still works off the"
+        " preload's SLA facts); the figure is from the 201 to that GET's answer (target:"
+        f" {REFERRAL_TARGET_MS / 1000:.0f} s). The follower (the API's"
         " thread that reads the worker's states and the intake) reports its own CPU time: its"
         " share of the measured phases' wall time is what it takes from the HTTP handlers.",
     )
@@ -224,6 +228,9 @@ def measure_api(
                 return False
 
         harness.wait_until(ready, 300, "the API to start")
+        auth = {"Authorization": f"Bearer {portal}"}
+        # read-your-write on a quiet pipeline first: what the API and the worker take alone
+        quiet, quiet_unseen = asyncio.run(_referrals(url, seconds, auth))
         preload = open_requests(open_count, datetime.now(UTC))
         with Publisher(settings) as publisher:
             publisher.publish_many(preload)
@@ -242,7 +249,6 @@ def measure_api(
 
         harness.wait_until(routed, 1800, "the preload in the API's view", every=2.0)
         held = httpx.get(queue_url, headers=body, params={"page_size": 1}, timeout=60).json()
-        auth = {"Authorization": f"Bearer {portal}"}
 
         async def bare(client: Any, n: int) -> Any:
             return await client.get("/bare")
@@ -293,20 +299,31 @@ def measure_api(
     section.add("work-queue page (IR-23)", pages.rate, "pages/s", _statuses(pages) + ", 4 clients")
     section.add("work-queue page p50", pages.p(0.5), "ms")
     section.add("work-queue page p99", pages.p(0.99), "ms")
-    section.add(
-        "POST 201 → GET shows agency_responsible p50",
-        referred.p(0.5),
-        "ms",
-        f"{len(referred.latencies):,} requests, GET every {REFERRAL_POLL * 1000:.0f} ms",
-    )
-    section.add("POST 201 → agency_responsible p99", referred.p(0.99), "ms")
-    section.add(
-        "POST 201 → agency_responsible max",
-        max(referred.latencies, default=None),
-        "ms",
-        f"target {REFERRAL_TARGET_MS:,.0f} ms",
-    )
-    section.add("first GET after the 201 without the request", unseen, "requests", "should be 0")
+    for when, load, missed in (
+        ("quiet pipeline", quiet, quiet_unseen),
+        ("after the preload", referred, unseen),
+    ):
+        section.add(
+            f"POST 201 → GET shows agency_responsible p50, {when}",
+            load.p(0.5),
+            "ms",
+            f"{len(load.latencies):,} requests, GET every {REFERRAL_POLL * 1000:.0f} ms",
+        )
+        section.add(f"POST 201 → agency_responsible p99, {when}", load.p(0.99), "ms")
+        section.add(
+            f"POST 201 → agency_responsible max, {when}",
+            max(load.latencies, default=None),
+            "ms",
+            f"target {REFERRAL_TARGET_MS:,.0f} ms",
+        )
+        section.add(
+            f"first GET after the 201 without the request, {when}", missed, "requests", "0 due"
+        )
+        section.add(
+            f"not referred within {REFERRAL_GIVE_UP:.0f} s, {when}",
+            load.statuses[0],
+            "requests",
+        )
     records = followed["records"] - following["records"]
     cpu = followed["cpu"] - following["cpu"]
     section.add(
