@@ -387,6 +387,7 @@ def submission(
     description = fields.get("description", "").strip()
     if not description:
         raise BadInput("description", "required")
+    _check_location(fields)
     priority = fields.get("attribute[priority]", "").strip().upper() or CATALOGUE[code].priority
     if priority not in open311.PRIORITIES:
         raise BadInput("attribute[priority]", f"{priority!r}: one of {open311.PRIORITIES}")
@@ -425,6 +426,24 @@ def submission(
     )
     _check(event)
     return event
+
+
+LOCATION_RANGES = {"lat": 90.0, "long": 180.0}
+
+
+def _check_location(fields: dict[str, str]) -> None:
+    """Open311's ``lat``/``long``, when given, are checked; they are not stored: a 124 request is
+    placed by its province (``attribute[province]``), which routes it."""
+    for name, limit in LOCATION_RANGES.items():
+        text = fields.get(name, "").strip()
+        if not text:
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            raise BadInput(name, f"{text!r} is not a number") from None
+        if not -limit <= value <= limit:  # also refuses nan
+            raise BadInput(name, f"{text!r}: a WGS 84 degree from {-limit:g} to {limit:g}")
 
 
 def _check(event: Event) -> None:

@@ -402,6 +402,8 @@ def test_wrong_keys_and_bad_input_are_refused_and_nothing_is_published(stack: St
             "wrong province": post(portal, **{"attribute[province]": "IR-99"}),
             "bad national id": post(portal, **{"attribute[national_id]": "12"}),
             "no description": post(portal, description=""),
+            "latitude out of range": post(portal, lat="999", long="51.4"),
+            "longitude not a number": post(portal, lat="35.7", long="east"),
             "oversized": portal.post(open311, content=b"a" * 70_000),
             "unknown id": portal.get("/open311/v2/requests/no-such-request.json"),
             "bad paging": portal.get("/open311/v2/requests.json", params={"page_size": "x"}),
@@ -416,6 +418,8 @@ def test_wrong_keys_and_bad_input_are_refused_and_nothing_is_published(stack: St
             assert answer.json()[0]["description"], what
         assert "attribute[province]" in problems["wrong province"].json()[0]["description"]
         assert "attribute[national_id]" in problems["bad national id"].json()[0]["description"]
+        assert problems["latitude out of range"].json()[0]["description"].startswith("lat: '999'")
+        assert problems["longitude not a number"].json()[0]["description"].startswith("long:")
         assert problems["oversized"].status_code == 413
         assert problems["unknown id"].status_code == 404
         xml_error = ElementTree.fromstring(problems["malformed XML"].content)
