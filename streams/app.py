@@ -32,7 +32,7 @@ import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import faust
@@ -56,7 +56,7 @@ log = logging.getLogger("samt124.worker")
 TICK_SECONDS = 0.2
 BATCH = 500  # messages an agent takes at once (acknowledged only after they are processed)
 BATCH_WAIT = 0.05  # seconds an agent waits for a batch to fill
-IDLE_SECONDS = 2.0
+IDLE_SECONDS = 2.0  # nothing read back for this long: the SLA facts are read to their end
 IDENTITY_SECONDS = 2.0  # how often a worker that may be fenced asks who holds its identity
 STATUS_SECONDS = 10.0  # how often the status file is rewritten
 FENCED_EXIT = 4  # the exit status of a worker that stops because another took its identity
@@ -526,8 +526,8 @@ class Worker:
             return
         self._adopt_closures()
         wall = datetime.now(UTC)
-        caught_up = time.monotonic() - self.last_message > IDLE_SECONDS
-        now = sla_now(wall, self.watermark, caught_up=caught_up)
+        idle = timedelta(seconds=time.monotonic() - self.last_message)
+        now = sla_now(wall, self.watermark, idle=idle)
         out = Deliveries(self._produce)
         for request_id in self.queue.pop_due(now):
             try:
