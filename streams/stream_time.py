@@ -14,6 +14,11 @@ So the idle window costs live traffic nothing and can be long: a shorter one wou
 pause of a replay (a slow broker, paced history published in chunks, a busy machine) pass for
 the end of the log and fire every deadline up to the wall clock, including those whose answer
 comes next.
+
+Each intake partition has its own instant (its own watermark and idle time), and the requests
+of a partition are judged at it (:class:`streams.deadlines.PartitionedDeadlines`): a worker
+reading several partitions fires no deadline of a request whose partition has not read that far,
+however far the others have read.
 """
 
 from __future__ import annotations

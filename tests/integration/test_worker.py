@@ -405,14 +405,24 @@ def test_history_published_in_chunks_breaches_by_event_time_only(
     settings: Settings, tmp_path: Path
 ) -> None:
     """Requests of three days ago, published in chunks with pauses between them: a deadline
-    fires when event time passes it, never because the worker paused between two chunks while
-    the answer was still to come."""
+    fires when the event time of its request's partition passes it, never because the worker
+    paused between two chunks or read another partition further while the answer was still
+    to come."""
     settings = always_open_with(settings, tmp_path, HISTORY_POLICY)
     topics = Topics(settings.topic_namespace)
     t0 = datetime.now(UTC) - timedelta(days=3)
-    answered = submission(province="IR-05", at=t0)  # answered at 30 min, due at 1 h
-    silent = submission(province="IR-05", at=t0 + timedelta(minutes=10))  # due at 1 h 10 min
-    later = submission(province="IR-05", at=t0 + timedelta(hours=2))
+    # one intake partition's history: event time there is what moves its requests' timers
+    same: list[str] = []
+    while len(same) < 3:
+        request_id = f"req-{uuid.uuid4().hex[:12]}"
+        if partition_of(request_id.encode(), settings.partitions) == 0:
+            same.append(request_id)
+    answered = submission(province="IR-05", at=t0, request_id=same[0])  # answered at 30 min
+    silent = submission(province="IR-05", at=t0 + timedelta(minutes=10), request_id=same[1])
+    later = submission(province="IR-05", at=t0 + timedelta(hours=2), request_id=same[2])
+    elsewhere = submission(province="IR-05", at=t0 + timedelta(hours=5))  # another partition
+    while partition_of(elsewhere.request_id.encode(), settings.partitions) == 0:
+        elsewhere = submission(province="IR-05", at=t0 + timedelta(hours=5))
     response = RequestResponded(
         event_id=str(uuid.uuid4()),
         request_id=answered.request_id,
@@ -438,8 +448,8 @@ def test_history_published_in_chunks_breaches_by_event_time_only(
 
     worker = start(settings, "worker", log=tmp_path / "worker.log")
     try:
-        send(settings, answered)
-        wait_for(lambda: deadlines(answered) == 1, 90, "the first chunk routed")
+        send(settings, answered, elsewhere)  # a partition read further than the other
+        wait_for(lambda: deadlines(answered) == deadlines(elsewhere) == 1, 90, "the first chunk")
         time.sleep(CHUNK_GAP)
         send(settings, silent, response)
         wait_for(
@@ -457,4 +467,6 @@ def test_history_published_in_chunks_breaches_by_event_time_only(
     assert breach.clock == "FIRST_RESPONSE"
     due = silent.occurred_at + timedelta(hours=1)
     assert abs(breach.due_at - due) < timedelta(milliseconds=1)  # milliseconds on the wire
-    assert later.request_id not in found  # event time has not reached its deadline yet
+    # event time has not reached their deadlines yet, each on its own partition
+    assert later.request_id not in found
+    assert elsewhere.request_id not in found

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.deadlines import DeadlineQueue
+from streams.deadlines import DeadlineQueue, PartitionedDeadlines
 from streams.stream_time import CAUGHT_UP, LIVE_LAG, sla_now
 
 T0 = datetime(2025, 6, 1, tzinfo=UTC)
@@ -92,3 +92,23 @@ def test_a_worker_lagging_behind_live_traffic_follows_event_time() -> None:
     watermark = at(10_000 - 300)  # five minutes behind when its last message came
     assert sla_now(wall, watermark, idle=timedelta(0)) == watermark
     assert sla_now(wall, watermark, idle=timedelta(seconds=30)) == watermark
+
+
+def test_each_partitions_requests_fall_due_at_that_partitions_instant() -> None:
+    """One partition of a replay read further than another: a deadline between the two fires
+    on the partition ahead only; the one behind may still read the answer."""
+    queues = PartitionedDeadlines(lambda request_id: int(request_id[0]))
+    queues.schedule("0-ahead", at(5_000))
+    queues.schedule("1-behind", at(5_000))
+    queues.schedule("1-early", at(1_000))
+    queues.schedule("1-gone", at(10))
+    queues.schedule("1-gone", None)
+    assert len(queues) == 3
+    instants = {0: at(7_200), 1: at(3_600)}
+    assert queues.pop_due(instants.__getitem__) == [
+        ("0-ahead", at(7_200)),
+        ("1-early", at(3_600)),
+    ]
+    assert queues.pop_due({0: at(9_999), 1: at(4_999)}.__getitem__) == []
+    assert queues.pop_due({0: at(9_999), 1: at(5_000)}.__getitem__) == [("1-behind", at(5_000))]
+    assert len(queues) == 0
