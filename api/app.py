@@ -29,7 +29,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api import open311
 from api.keys import Caller, KeyStore
 from api.open311 import BadInput
-from api.view import Submission, View
+from api.view import ACTIONS as ACTION_EVENTS
+from api.view import Row, Submission, View, fact_of
 from producers.publisher import Publisher
 from samt124.domain.catalogue import CATALOGUE
 from samt124.domain.events import (
@@ -91,6 +92,7 @@ class Services:
     publisher: Publisher | None
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     max_body: int = MAX_BODY
+    follower_stats: Callable[[], dict[str, Any]] | None = None  # what following has cost
 
 
 def create_app(services: Services, *, lifespan: Any = None) -> FastAPI:
@@ -126,7 +128,12 @@ def create_app(services: Services, *, lifespan: Any = None) -> FastAPI:
     @app.get("/health")
     async def health() -> dict[str, Any]:
         follower_ok = services.view.caught_up.is_set()
-        return {"status": "ok" if follower_ok else "starting", "caught_up": follower_ok}
+        stats = services.follower_stats() if services.follower_stats is not None else None
+        return {
+            "status": "ok" if follower_ok else "starting",
+            "caught_up": follower_ok,
+            "follower": stats,
+        }
 
     @app.get("/bare")
     async def bare() -> dict[str, str]:
@@ -164,11 +171,14 @@ def _render(fmt: str, kind: str, data: Any, status: int = 200) -> Response:
         return Response(
             open311.to_xml(kind, data), status_code=status, media_type="text/xml; charset=utf-8"
         )
-    return JSONResponse(_jsonable(data), status_code=status)
+    return Json(data, status_code=status)
 
 
-def _jsonable(data: Any) -> Any:
-    return json.loads(json.dumps(data, default=str, ensure_ascii=False))
+class Json(JSONResponse):
+    """JSON rendered once, straight to bytes (values that are not JSON as their text)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, default=str, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 # -- who is calling ------------------------------------------------------------------------
@@ -377,6 +387,7 @@ def submission(
     description = fields.get("description", "").strip()
     if not description:
         raise BadInput("description", "required")
+    _check_location(fields)
     priority = fields.get("attribute[priority]", "").strip().upper() or CATALOGUE[code].priority
     if priority not in open311.PRIORITIES:
         raise BadInput("attribute[priority]", f"{priority!r}: one of {open311.PRIORITIES}")
@@ -417,6 +428,24 @@ def submission(
     return event
 
 
+LOCATION_RANGES = {"lat": 90.0, "long": 180.0}
+
+
+def _check_location(fields: dict[str, str]) -> None:
+    """Open311's ``lat``/``long``, when given, are checked; they are not stored: a 124 request is
+    placed by its province (``attribute[province]``), which routes it."""
+    for name, limit in LOCATION_RANGES.items():
+        text = fields.get(name, "").strip()
+        if not text:
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            raise BadInput(name, f"{text!r} is not a number") from None
+        if not -limit <= value <= limit:  # also refuses nan
+            raise BadInput(name, f"{text!r}: a WGS 84 degree from {-limit:g} to {limit:g}")
+
+
 def _check(event: Event) -> None:
     errors = validate(event, now=event.recorded_at)
     if errors:
@@ -435,6 +464,8 @@ async def _publish(services: Services, event: Event) -> bool:
     def confirmed(metadata: Any) -> None:
         if isinstance(event, RequestSubmitted):
             services.view.submitted(_submission_of(event))
+        elif type(event).__name__ in ACTION_EVENTS:  # shown once the worker takes it in
+            services.view.acted(event.request_id, fact_of(event))
         loop.call_soon_threadsafe(_settle, done, metadata, None)
 
     def failed(error: BaseException) -> None:
@@ -510,12 +541,17 @@ def record(view: View, state: RequestState | None, sub: Submission | None) -> di
         requested, agency = state.submitted_at, state.body_id
         p = view.pipeline
         expected = deadline(state, "RESOLUTION", p.calendar, p.policies)
+    updated, note = view.updated(state, sub)
+    if note is None:
+        note = (
+            f"{detailed} ({agency})" if agency is not None and detailed == "referred" else detailed
+        )
     category = CATALOGUE.get(code)
     return {
         "service_request_id": state.request_id if state is not None else sub.request_id,  # type: ignore[union-attr]
         "status": open311.open311_status(detailed),
         "detailed_status": detailed,
-        "status_notes": None,
+        "status_notes": note,
         "service_name": category.name_en if category else code,
         "service_name_fa": category.name_fa if category else code,
         "service_code": code,
@@ -523,7 +559,7 @@ def record(view: View, state: RequestState | None, sub: Submission | None) -> di
         "agency_responsible": agency,
         "service_notice": None,
         "requested_datetime": open311.when(requested),
-        "updated_datetime": None,
+        "updated_datetime": open311.when(updated),
         "expected_datetime": open311.when(expected),
         "address": f"{PROVINCES[province].name_en} — {PROVINCES[province].name_fa}",
         "address_id": None,
@@ -587,25 +623,21 @@ def _work_routes(app: FastAPI, services: Services) -> None:
             raise BadInput("overdue", f"{overdue_text!r}: true or false")
         page, size = _paging(query.get("page"), query.get("page_size"), default_size=50)
         now = services.now()
-        rows = []
-        for request_id in view.held_ids(None if body is None else [body]):
-            row = view.row(request_id)
-            if row is None:
-                continue
+
+        def keep(row: Row) -> bool:
             if province is not None and row.province != province:
-                continue
+                return False
             if categories and row.category not in categories:
-                continue
+                return False
             if statuses and row.status not in statuses:
-                continue
+                return False
             late = row.next_deadline is not None and row.next_deadline <= now
-            if overdue_text is not None and late != (overdue_text == "true"):
-                continue
-            rows.append(row)
-        far = datetime.max.replace(tzinfo=UTC)
-        rows.sort(key=lambda r: (r.next_deadline or far, r.submitted_at, r.request_id))
+            return overdue_text is None or late == (overdue_text == "true")
+
+        filtered = province is not None or categories or statuses or overdue_text is not None
+        total, rows = view.queue(body, (page - 1) * size, page * size, keep if filtered else None)
         shown = []
-        for row in rows[(page - 1) * size : page * size]:
+        for row in rows:
             state, _ = view.get(row.request_id)
             if state is None:
                 continue
@@ -627,17 +659,15 @@ def _work_routes(app: FastAPI, services: Services) -> None:
                     ],
                 }
             )
-        return JSONResponse(
-            _jsonable(
-                {
-                    "body": body,
-                    "province": province,
-                    "total": len(rows),
-                    "page": page,
-                    "page_size": size,
-                    "requests": shown,
-                }
-            )
+        return Json(
+            {
+                "body": body,
+                "province": province,
+                "total": total,
+                "page": page,
+                "page_size": size,
+                "requests": shown,
+            }
         )
 
     @app.get("/api/v1/requests/{request_id}")
@@ -649,7 +679,7 @@ def _work_routes(app: FastAPI, services: Services) -> None:
             out["clocks"] = [
                 {**c, "due": open311.when(c["due"])} for c in view.clocks(state, services.now())
             ]
-        return JSONResponse(_jsonable(out))
+        return Json(out)
 
     @app.post("/api/v1/requests/{request_id}/{action}")
     async def act(request: Request, request_id: str, action: str) -> Response:

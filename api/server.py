@@ -24,8 +24,10 @@ def build(settings: Settings) -> Any:
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
         follower = Follower(settings, view)
-        publisher = Publisher(settings)
+        # every event is validated before it is sent (api.app._check names the field)
+        publisher = Publisher(settings, check=False)
         services.publisher = publisher
+        services.follower_stats = follower.stats
         follower.start()
         try:
             yield

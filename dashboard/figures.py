@@ -6,7 +6,8 @@ Each figure is folded from the table ``samt124 report`` prints for the same para
 * backlog: ``report backlog`` summed by province and nationally; past a deadline counts each
   clock (first response, resolution, operational) in its own figure;
 * breaches today and this week: ``report heatmap --since`` the start of the Tehran day and of
-  the Jalali week (Saturday), summed;
+  the Jalali week (Saturday), summed: the clocks whose deadline fell from then until now before
+  they stopped, computed from the clocks, whether or not a breach fact was published;
 * on-time by province: ``report sla``; by body in Alborz: ``report sla --by body --province
   IR-30``;
 * volume by channel: ``report volume`` summed by channel.
@@ -96,7 +97,7 @@ def backlog(table: Table) -> dict[str, Any]:
 
 
 def breaches(table: Table) -> dict[str, Any]:
-    """``SlaBreached`` facts in a heatmap table, in total and by province."""
+    """The breaches of a heatmap table (clocks past their deadline), in total and by province."""
     by_province: dict[str, int] = defaultdict(int)
     for row in records(table):
         by_province[str(row["province"])] += int(row["breaches"])

@@ -52,6 +52,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         home=args.home,
         kafka_bootstrap=args.bootstrap,
         clickhouse_url=args.clickhouse_url,
+        clickhouse_cluster=getattr(args, "cluster", None),  # `init --cluster NAME`
         topic_namespace=args.namespace,
         debug=args.debug or None,
     )
@@ -79,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--home", type=Path, help="data directory (SAMT124_HOME, ./.samt124)")
     parser.add_argument("--bootstrap", help="Kafka bootstrap servers (SAMT124_KAFKA_BOOTSTRAP)")
     parser.add_argument(
-        "--clickhouse-url", help="clickhouse://user:pass@host:9000/db (SAMT124_CLICKHOUSE_URL)"
+        "--clickhouse-url",
+        help="clickhouse://user:pass@host:9000/db, or host1:9000,host2:9000 for replicas of a"
+        " cluster (SAMT124_CLICKHOUSE_URL)",
     )
     parser.add_argument("--namespace", help="topic prefix (SAMT124_TOPIC_NAMESPACE, samt124)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")

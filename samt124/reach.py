@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 
 from samt124.errors import CommandFailed
-from samt124.settings import Settings
+from samt124.settings import Settings, address_text
 
 Address = tuple[str, int]
 KAFKA_PORT = 9092
@@ -138,11 +138,12 @@ def clickhouse(settings: Settings) -> None:
     target = settings.clickhouse
     if target.engine != "server":
         return
-    reason = unreachable([(target.host, target.port)], settings.connect_timeout)
+    reason = unreachable(target.addresses, settings.connect_timeout)
     if reason is None:
         return
+    where = ", ".join(address_text(address) for address in target.addresses)
     raise CommandFailed(
-        f"cannot reach ClickHouse at {target.host}:{target.port}: {reason}",
+        f"cannot reach ClickHouse at {where}: {reason}",
         "start the server (`samt124 local up clickhouse` runs one on this machine), point"
         " SAMT124_CLICKHOUSE_URL (--clickhouse-url) at a running one, or unset it to use the"
         " embedded engine",

@@ -10,17 +10,22 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+Address = tuple[str, int]
 
 
 class ClickHouseTarget(BaseModel):
-    """Where analytics live: the embedded engine (chdb) or a server over the native protocol."""
+    """Where analytics live: the embedded engine (chdb) or a server over the native protocol.
+
+    A server may be named with others (``alt_hosts``), replicas of one cluster: clients connect
+    to the first that answers, in the order named, and to the next when it stops answering.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -28,6 +33,7 @@ class ClickHouseTarget(BaseModel):
     path: Path | None = None
     host: str = "127.0.0.1"
     port: int = 9000
+    alt_hosts: tuple[Address, ...] = ()  # the other servers to use when this one is away
     user: str = "default"
     password: SecretStr = SecretStr("")
     database: str = "samt124"
@@ -42,8 +48,14 @@ class ClickHouseTarget(BaseModel):
         if self.engine == "chdb":
             return f"chdb (embedded) at {self.path} database {self.database}"
         scheme = "clickhouses" if self.secure else "clickhouse"
-        where = f"{scheme}://{self.user}@{self.host}:{self.port}/{self.database}"
+        hosts = ",".join(address_text(address) for address in self.addresses)
+        where = f"{scheme}://{self.user}@{hosts}/{self.database}"
         return f"{where} on cluster {self.cluster}" if self.cluster else where
+
+    @property
+    def addresses(self) -> list[Address]:
+        """Every server named, the first first."""
+        return [(self.host, self.port), *self.alt_hosts]
 
     def tls_options(self) -> dict[str, Any]:
         """TLS options in clickhouse-driver's vocabulary (none for plain connections)."""
@@ -146,7 +158,9 @@ class Settings(BaseSettings):
     # ClickHouse
     clickhouse_url: str | None = Field(
         default=None,
-        description="clickhouse://user:pass@host:9000/db for a server; unset means chdb in home.",
+        description="clickhouse://user:pass@host:9000/db for a server, or"
+        " clickhouse://user:pass@host1:9000,host2:9000/db for replicas of the cluster"
+        " (clickhouse_cluster): the first that answers is used; unset means chdb in home.",
     )
     clickhouse_user: str | None = None
     clickhouse_password: SecretStr | None = None
@@ -262,7 +276,16 @@ class Settings(BaseSettings):
             password=self.clickhouse_password,
             default_database=self.clickhouse_database,
         )
-        if self.clickhouse_cluster is None or target.engine != "server":
+        if target.engine != "server":
+            return target
+        if self.clickhouse_cluster is None:
+            if target.alt_hosts:
+                msg = (
+                    f"SAMT124_CLICKHOUSE_URL names {len(target.addresses)} servers: they are"
+                    " replicas of one ClickHouse cluster, named by SAMT124_CLICKHOUSE_CLUSTER"
+                    " (or `init --cluster NAME`); without a cluster each server has its own tables"
+                )
+                raise ValueError(msg)
             return target
         return target.model_copy(update={"cluster": self.clickhouse_cluster})
 
@@ -298,7 +321,10 @@ def parse_clickhouse_url(
 ) -> ClickHouseTarget:
     """``clickhouse://user:pass@host:9000/db``, ``chdb:///path``, or for TLS
     ``clickhouses://user:pass@host:9440/db`` with optional ``?ca_certs=PATH``,
-    ``&certfile=PATH&keyfile=PATH`` (a client certificate) and ``&verify=false``."""
+    ``&certfile=PATH&keyfile=PATH`` (a client certificate) and ``&verify=false``.
+
+    Several servers, replicas of one cluster, are named with commas:
+    ``clickhouse://user:pass@host1:9000,host2:9000/db``; the first is used while it answers."""
     parsed = urlparse(url)
     if parsed.scheme == "chdb":
         path = Path(unquote(parsed.path)) if parsed.path else Path(".samt124/chdb")
@@ -313,16 +339,50 @@ def parse_clickhouse_url(
     options = _tls_query(parsed.query, secure)
     database = parsed.path.lstrip("/") or default_database
     secret = password or SecretStr(unquote(parsed.password or ""))
+    (host, port), *others = _addresses(parsed.netloc.rpartition("@")[2], 9440 if secure else 9000)
     return ClickHouseTarget(
         engine="server",
-        host=parsed.hostname or "127.0.0.1",
-        port=parsed.port or (9440 if secure else 9000),
+        host=host,
+        port=port,
+        alt_hosts=tuple(others),
         user=user or unquote(parsed.username or "default"),
         password=secret,
         database=database,
         secure=secure,
         **options,
     )
+
+
+def _addresses(hosts: str, default_port: int) -> list[Address]:
+    """``host1:9000,[::1]:9000,host3`` -> the servers as (host, port), the default port where
+    none is given; nothing at all is the local server."""
+    if not hosts:
+        return [("127.0.0.1", default_port)]
+    found: list[Address] = []
+    for item in hosts.split(","):
+        parsed = urlsplit(f"//{item}")
+        try:
+            port = parsed.port
+        except ValueError:
+            port = 0
+        if not parsed.hostname or port == 0 or item.endswith(":"):
+            msg = (
+                f"{item!r} in the ClickHouse URL is not a server: host or host:port (a port"
+                " from 1 to 65535), servers separated by commas"
+            )
+            raise ValueError(msg)
+        address = (parsed.hostname, port or default_port)
+        if address in found:
+            msg = f"the ClickHouse URL names {address_text(address)} twice"
+            raise ValueError(msg)
+        found.append(address)
+    return found
+
+
+def address_text(address: Address) -> str:
+    """``host:port``, ``[::1]:port`` for an IPv6 address."""
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 TLS_QUERY = ("ca_certs", "certfile", "keyfile", "verify")

@@ -45,7 +45,7 @@ from samt124.domain.calendar import Closure
 from samt124.domain.lifecycle import RequestState
 from samt124.kafka.topics import Topics, partition_of
 from samt124.settings import Settings
-from streams.deadlines import DeadlineQueue
+from streams.deadlines import PartitionedDeadlines
 from streams.delivery import Deliveries, Record
 from streams.faults import Faults
 from streams.identity import FenceWatch
@@ -53,13 +53,12 @@ from streams.metrics import WorkerMetrics
 from streams.pipeline import Outgoing, Pipeline, Where
 from streams.restart import Restarts, read_status, restart, status_path, write_status
 from streams.sequence import Sequence, Skipped, committed_with_retry
-from streams.stream_time import sla_now
+from streams.stream_time import CAUGHT_UP, sla_now
 
 log = logging.getLogger("samt124.worker")
 TICK_SECONDS = 0.2
 BATCH = 500  # messages an agent takes at once (acknowledged only after they are processed)
 BATCH_WAIT = 0.05  # seconds an agent waits for a batch to fill
-IDLE_SECONDS = 2.0
 IDENTITY_SECONDS = 2.0  # how often a worker that may be fenced asks who holds its identity
 STATUS_SECONDS = 10.0  # how often the status file is rewritten
 FENCED_EXIT = 4  # the exit status of a worker that stops because another took its identity
@@ -126,9 +125,12 @@ class Worker:
         self.settings = settings
         self.topics = Topics(settings.topic_namespace)
         self.pipeline = Pipeline.load(settings)
-        self.queue = DeadlineQueue()
-        self.watermark: datetime | None = None
-        self.last_message = 0.0
+        self.queue = PartitionedDeadlines(
+            lambda request_id: partition_of(request_id.encode(), self.pipeline.partitions)
+        )
+        # per intake partition: the latest event time read, and when its last message came
+        self.watermarks: dict[int, datetime] = {}
+        self.last_messages: dict[int, float] = {}
         # held by ``route`` for a batch and by the timer for a tick, each until what it sent is
         # delivered: the request states have one writer at a time
         self.writer = asyncio.Lock()
@@ -437,7 +439,7 @@ class Worker:
         self._write(self.requests, state.request_id, state.to_bytes(), partition, out)
 
     async def _on_intake(self, message: Any, out: Deliveries) -> None:
-        self.last_message = time.monotonic()
+        self.last_messages[message.partition] = time.monotonic()
         self.metrics.took_intake()
         key: bytes | None = message.key
         request_id = key.decode("utf-8", "replace") if key else ""
@@ -481,10 +483,9 @@ class Worker:
             return
         if step.closure is not None:
             self._record_closure(step.closure, message.partition, out)
-        if step.event is not None and (
-            self.watermark is None or step.event.occurred_at > self.watermark
-        ):
-            self.watermark = step.event.occurred_at
+        mark = self.watermarks.get(message.partition)
+        if step.event is not None and (mark is None or step.event.occurred_at > mark):
+            self.watermarks[message.partition] = step.event.occurred_at
         if step.duplicate:
             self.counts["duplicates"] += 1
             self.metrics.duplicates.inc()
@@ -524,12 +525,17 @@ class Worker:
         """Publish the SLA facts that fell due and store the states that record them."""
         self._adopt_closures()
         wall = datetime.now(UTC)
-        caught_up = time.monotonic() - self.last_message > IDLE_SECONDS
-        now = sla_now(wall, self.watermark, caught_up=caught_up)
+        read = time.monotonic()
+
+        def now_of(partition: int) -> datetime:
+            last = self.last_messages.get(partition)
+            idle = CAUGHT_UP if last is None else timedelta(seconds=read - last)
+            return sla_now(wall, self.watermarks.get(partition), idle=idle)
+
         held = self._held()
         out = Deliveries(self._produce)
         started, fired = time.monotonic(), 0
-        for request_id in self.queue.pop_due(now):
+        for request_id, now in self.queue.pop_due(now_of):
             partition = partition_of(request_id.encode(), self.settings.partitions)
             if partition not in held:  # another worker's, or not assigned again yet
                 self.queue.schedule(request_id, wall + timedelta(seconds=ELSEWHERE_SECONDS))

@@ -8,6 +8,7 @@ millions of open requests: O(log n) per push and pop, one dict entry per request
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from datetime import datetime
 
 
@@ -61,3 +62,41 @@ class DeadlineQueue:
     def _compact(self) -> None:
         self._heap = [(due, request_id) for request_id, due in self._due.items()]
         heapq.heapify(self._heap)
+
+
+class PartitionedDeadlines:
+    """One :class:`DeadlineQueue` per intake partition: each request's in its partition's, so
+    that each partition's requests are judged at that partition's own instant (the event time
+    it has read, while it replays history; :mod:`streams.stream_time`)."""
+
+    def __init__(self, partition_of: Callable[[str], int]) -> None:
+        self._partition_of = partition_of
+        self._queues: dict[int, DeadlineQueue] = {}
+
+    def __len__(self) -> int:
+        return sum(len(queue) for queue in self._queues.values())
+
+    def schedule(self, request_id: str, due: datetime | None) -> None:
+        partition = self._partition_of(request_id)
+        queue = self._queues.get(partition)
+        if queue is None:
+            if due is None:
+                return
+            queue = self._queues[partition] = DeadlineQueue()
+        queue.schedule(request_id, due)
+
+    def pop_due(
+        self, now_of: Callable[[int], datetime], limit: int = 10_000
+    ) -> list[tuple[str, datetime]]:
+        """Requests whose time has come at their partition's instant ``now_of(partition)``
+        (at most ``limit``), each with that instant, removed from the queue."""
+        out: list[tuple[str, datetime]] = []
+        for partition, queue in sorted(self._queues.items()):
+            if len(out) >= limit:
+                break
+            now = now_of(partition)
+            out += [(request_id, now) for request_id in queue.pop_due(now, limit - len(out))]
+        return out
+
+    def clear(self) -> None:
+        self._queues.clear()

@@ -86,30 +86,78 @@ class ClockAt:
         return elapsed - self.target_us, max(0, at_us - deadline)
 
 
+def step(before: ClockAt | None, row: Sequence[Any], calendar: Calendar) -> ClockAt:
+    """The clock after one :func:`deadlines_sql` row, from where ``before`` left it."""
+    _, _, cycle, target, elapsed, running, since_ms, stopped, province = row[:9]
+    since = int(since_ms) * 1000 if int(running) else None
+    target, elapsed, cycle = int(target), int(elapsed), int(cycle)
+    deadline = before.deadline_us if before is not None and before.cycle == cycle else None
+    if since is not None and target and elapsed < target:
+        deadline = calendar.add_working_us(str(province), since, target - elapsed)
+    return ClockAt(
+        cycle=cycle,
+        target_us=target,
+        elapsed_us=elapsed,
+        running_since_us=since,
+        stopped=bool(int(stopped)),
+        province=str(province),
+        deadline_us=deadline,
+    )
+
+
 def fold(rows: Iterable[Sequence[Any]], calendar: Calendar) -> dict[str, dict[str, ClockAt]]:
     """Per request and clock name (``first_response``...), the clock at the end of ``rows``
     (:func:`deadlines_sql` rows, in fact order)."""
     names = dict(CLOCKS)
     found: dict[str, dict[str, ClockAt]] = {}
     for row in rows:
-        request_id, clock, cycle, target, elapsed, running, since_ms, stopped, province = row[:9]
-        name = names.get(str(clock))
+        name = names.get(str(row[1]))
         if name is None:
             continue
-        clocks = found.setdefault(str(request_id), {})
-        before = clocks.get(name)
-        since = int(since_ms) * 1000 if int(running) else None
-        target, elapsed, cycle = int(target), int(elapsed), int(cycle)
-        deadline = before.deadline_us if before is not None and before.cycle == cycle else None
-        if since is not None and target and elapsed < target:
-            deadline = calendar.add_working_us(str(province), since, target - elapsed)
-        clocks[name] = ClockAt(
-            cycle=cycle,
-            target_us=target,
-            elapsed_us=elapsed,
-            running_since_us=since,
-            stopped=bool(int(stopped)),
-            province=str(province),
-            deadline_us=deadline,
-        )
+        clocks = found.setdefault(str(row[0]), {})
+        clocks[name] = step(clocks.get(name), row, calendar)
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class Breach:
+    """A cycle of a request's clock that reached its target: at ``due_us``, in ``province``
+    (the province holding the request then, as its deadlines facts say)."""
+
+    request_id: str
+    clock: str
+    cycle: int
+    province: str
+    due_us: int
+
+
+def breaches(rows: Iterable[Sequence[Any]], calendar: Calendar, at_us: int) -> list[Breach]:
+    """Every clock cycle that reached its target by ``at_us`` before it stopped, from
+    :func:`deadlines_sql` rows in fact order (the same fold as :func:`fold`), each once.
+
+    A cycle is judged when the next fact of its clock comes (a new cycle, a pause, a stop, a
+    hand-over: had its working time reached the target by then?) and, for the cycle the last
+    fact left, at ``at_us``. Whether a ``SlaBreached`` fact was published plays no part.
+    """
+    names = dict(CLOCKS)
+    clocks: dict[tuple[str, str], ClockAt] = {}
+    found: dict[tuple[str, str, int], Breach] = {}
+
+    def judge(request_id: str, name: str, clock: ClockAt, until_us: int) -> None:
+        key = (request_id, name, clock.cycle)
+        if key not in found and clock.overdue(until_us, calendar) is not None:
+            due = clock.deadline_us if clock.deadline_us is not None else until_us
+            found[key] = Breach(request_id, name, clock.cycle, clock.province, due)
+
+    for row in rows:
+        name = names.get(str(row[1]))
+        if name is None:
+            continue
+        key = (str(row[0]), name)
+        before = clocks.get(key)
+        if before is not None:
+            judge(key[0], name, before, min(int(row[9]) * 1000, at_us))
+        clocks[key] = step(before, row, calendar)
+    for (request_id, name), clock in clocks.items():
+        judge(request_id, name, clock, at_us)
+    return list(found.values())

@@ -883,8 +883,8 @@ def build_html(data: ReportData) -> str:
             "نقشه حرارتی تخلف از مهلت",
             "SLA breaches by province and Jalali week",
             heatmap_svg(data),
-            "Every SlaBreached fact (first response, resolution, operational) by the week it "
-            "occurred.",
+            "Every clock (first response, resolution, operational) that passed its deadline "
+            "before it stopped, by the week of that deadline, as of the report's instant.",
         ),
         (
             "زمان رسیدگی و نرخ به‌موقع به تفکیک استان",

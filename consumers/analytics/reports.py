@@ -24,21 +24,31 @@ Gregorian dates to Jalali labels.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from consumers.analytics import dead_letters
-from consumers.analytics.clocks import CLOCKS, ClockAt, as_of_ms, deadlines_sql, fold
+from consumers.analytics.clocks import (
+    CLOCKS,
+    Breach,
+    ClockAt,
+    as_of_ms,
+    breaches,
+    deadlines_sql,
+    fold,
+)
 from consumers.clickhouse.engine import Engine, quote
 from samt124.domain.calendar import Calendar, CalendarConfig, Closure, load_config
 from samt124.domain.lifecycle import in_remit
 from samt124.domain.tehran_time import (
     JALALI_MONTHS,
     US_PER_HOUR,
+    from_us,
     gregorian,
+    jalali,
     jalali_day,
     jalali_week_start,
     start_of_day,
@@ -357,20 +367,6 @@ WHERE event_type IN {INTAKE}{known} AND request_id IN (
 )"""
 
 
-def heatmap_sql(db: str, params: ReportParams) -> str:
-    """SlaBreached counts by province and week (Jalali weeks, or ISO weeks from Monday)."""
-    if params.calendar == "jalali":
-        year, week = "jalali_year", "jalali_week"
-    else:
-        year, week = "toISOYear(occurred_at)", "toISOWeek(occurred_at)"
-    return f"""
-SELECT province, toUInt32({year}) AS year, toUInt32({week}) AS week, count() AS breaches
-FROM {db}.sla_events_unique
-{_filters(params, "occurred_at")} AND event_type = 'SlaBreached' AND {_known(params)}
-GROUP BY province, year, week
-ORDER BY province, year, week"""
-
-
 QUERIES: dict[str, Callable[[str, ReportParams], str]] = {
     "backlog": backlog_sql,
     "sla": sla_sql,
@@ -378,7 +374,7 @@ QUERIES: dict[str, Callable[[str, ReportParams], str]] = {
     "volume": volume_sql,
     "rereferral": rereferral_sql,
     "alborz": timings_sql,
-    "heatmap": heatmap_sql,
+    "heatmap": lambda db, params: deadlines_sql(db, params.as_of),
     "dead-letters": lambda db, params: dead_letters.by_reason_sql(db, params.since, params.as_of),
 }
 
@@ -717,12 +713,46 @@ def sla(engine: Engine, params: ReportParams) -> Table:
     return [params.by, *SLA_COLUMNS], rows
 
 
+def week_of(t: datetime, params: ReportParams) -> tuple[int, int]:
+    """``(year, week)`` of instant ``t`` in Tehran: a Jalali week (from Saturday) or an ISO
+    week (from Monday)."""
+    if params.calendar == "gregorian":
+        year, week, _ = tehran(t).isocalendar()
+        return year, week
+    day = jalali(t)
+    return day.year, day.week
+
+
+def breaches_at(engine: Engine, params: ReportParams) -> list[Breach]:
+    """The clock cycles past their target by ``params.as_of`` whose deadline fell from
+    ``params.since`` on, in ``params.provinces`` (the province holding the request at the
+    deadline), computed from the requests' clocks (:func:`.clocks.breaches`)."""
+    calendar = business_calendar(engine, params)
+    rows = engine.query(deadlines_sql(engine.database, params.as_of))[1]
+    since = None if params.since is None else to_us(params.since)
+    return [
+        breach
+        for breach in breaches(rows, calendar, to_us(params.as_of))
+        if (since is None or breach.due_us >= since)
+        and (not params.provinces or breach.province in params.provinces)
+    ]
+
+
 def heatmap(engine: Engine, params: ReportParams) -> Table:
-    """SlaBreached counts by province and week of the chosen calendar."""
-    _, rows = engine.query(heatmap_sql(engine.database, params))
+    """SLA breaches by province and week of the chosen calendar, at ``params.as_of``.
+
+    A breach is a cycle of a request's clock (first response, resolution, operational) whose
+    deadline passed before the clock stopped; it counts in the week of its deadline and the
+    province holding the request then. Computed from the clocks (:func:`breaches_at`), not
+    from the ``SlaBreached`` facts the worker published.
+    """
+    counts: Counter[tuple[str, int, int]] = Counter(
+        (breach.province, *week_of(from_us(breach.due_us), params))
+        for breach in breaches_at(engine, params)
+    )
     labelled: list[tuple[object, ...]] = [
-        (province, week_label(int(year), int(week), params), breaches)
-        for province, year, week, breaches in rows
+        (province, week_label(year, week, params), count)
+        for (province, year, week), count in sorted(counts.items())
     ]
     return ["province", "week", "breaches"], labelled
 

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from samt124.settings import ClickHouseTarget
+from samt124.settings import Address, ClickHouseTarget, address_text
 
 Row = tuple[Any, ...]
 # insert_deduplication_token exists from ClickHouse 22.2; Debian's 18.16 server lacks it.
@@ -101,7 +101,14 @@ def parse_version(text: str) -> tuple[int, ...]:
 
 
 class ServerEngine:
-    """A ClickHouse server over the native protocol."""
+    """A ClickHouse server over the native protocol.
+
+    With other servers named (``alt_hosts``, replicas of one cluster), clickhouse-driver
+    connects to the first that answers in the order named, checks the connection before each
+    statement and, when it was lost, connects again the same way: a statement that fails on a
+    server that went away raises :class:`EngineError`, and the next goes to a replica. Which
+    server is used is logged when it is not the first named, or when it changes.
+    """
 
     def __init__(self, target: ClickHouseTarget, *, readonly: bool = False) -> None:
         from clickhouse_driver import Client
@@ -109,6 +116,9 @@ class ServerEngine:
         settings: dict[str, Any] = {"readonly": 1} if readonly else {}
         self._database = target.database
         self._secure = target.secure
+        self._first: Address = (target.host, target.port)
+        self._server: Address | None = None
+        others = {"alt_hosts": ",".join(map(address_text, target.alt_hosts))}
         # on a cluster, an insert into a Distributed table returns once every shard has it
         # (not once it is queued on this node): the sink commits only what is stored
         self._cluster = target.cluster is not None
@@ -120,6 +130,7 @@ class ServerEngine:
             connect_timeout=5,
             send_receive_timeout=300,
             settings=settings,
+            **(others if target.alt_hosts else {}),
             **target.tls_options(),
         )
         [(text,)] = self._run("SELECT version()")
@@ -140,6 +151,27 @@ class ServerEngine:
             return self._client.execute(sql, *args, **kwargs)
         except (Error, OSError, EOFError) as error:
             raise EngineError(server_trouble(str(error), secure=self._secure)) from error
+        finally:
+            self._note_server()
+
+    def _note_server(self) -> None:
+        """Log the server in use when it is not the first named, or when it changed."""
+        connection = getattr(self._client, "connection", None)
+        host, port = getattr(connection, "host", None), getattr(connection, "port", None)
+        if host is None or port is None or (host, port) == self._server:
+            return
+        now: Address = (str(host), int(port))
+        if self._server is not None:
+            log.warning(
+                "ClickHouse: %s stopped answering; on %s now",
+                address_text(self._server),
+                address_text(now),
+            )
+        elif now != self._first:
+            log.warning(
+                "ClickHouse: %s did not answer; on %s", address_text(self._first), address_text(now)
+            )
+        self._server = now
 
     def execute(self, sql: str) -> None:
         self._run(sql)

@@ -18,6 +18,10 @@ from devtools.bench.results import Section
 from samt124.settings import Settings
 
 CONCURRENCY = 32
+REFERRAL_CLIENTS = 8  # read-your-write: clients that POST, then GET until the referral shows
+REFERRAL_POLL = 0.02  # s between those GETs: the resolution of the figure
+REFERRAL_TARGET_MS = 2_000.0
+REFERRAL_GIVE_UP = 60.0  # s: a request not referred by then is counted, not waited for
 OPEN_REQUESTS = 100_000  # nationally, for the work-queue page of the busiest province
 FORM = {
     "service_code": "MKT-OVERCHARGE",
@@ -83,6 +87,55 @@ async def _loop(
     return load
 
 
+async def _referrals(url: str, seconds: float, auth: dict[str, str]) -> tuple[Load, int]:
+    """Read-your-write: clients that POST a request, then GET it every :data:`REFERRAL_POLL`
+    seconds until ``agency_responsible`` shows; the latency is from the 201 to that GET's answer.
+    Also how many of those first GETs did not find the request at all (should be none)."""
+    import httpx
+
+    load = Load()
+    unseen = 0
+    limits = httpx.Limits(max_connections=REFERRAL_CLIENTS * 2)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+        end = time.monotonic() + seconds
+
+        async def one() -> None:
+            nonlocal unseen
+            while time.monotonic() < end:
+                answer = await client.post("/open311/v2/requests.json", data=FORM, headers=auth)
+                load.statuses[answer.status_code] += 1
+                if answer.status_code != 201:
+                    continue
+                created = time.perf_counter()
+                request_id = answer.json()[0]["service_request_id"]
+                first = True
+                while True:
+                    got = await client.get(f"/open311/v2/requests/{request_id}.json", headers=auth)
+                    if first and got.status_code != 200:
+                        unseen += 1
+                    first = False
+                    if got.status_code == 200 and got.json()[0]["agency_responsible"]:
+                        load.latencies.append((time.perf_counter() - created) * 1000)
+                        break
+                    if time.perf_counter() - created > REFERRAL_GIVE_UP:
+                        load.statuses[0] += 1  # counted apart: not referred in time
+                        break
+                    await asyncio.sleep(REFERRAL_POLL)
+
+        started = time.monotonic()
+        await asyncio.gather(*(one() for _ in range(REFERRAL_CLIENTS)))
+        load.seconds = time.monotonic() - started
+    return load, unseen
+
+
+def _follower(url: str) -> dict[str, float]:
+    """What following the worker has cost the API so far (its /health): records, CPU seconds."""
+    import httpx
+
+    stats = httpx.get(url + "/health", timeout=30).json().get("follower") or {}
+    return {"records": float(stats.get("records", 0)), "cpu": float(stats.get("cpu_seconds", 0))}
+
+
 def open_requests(count: int, now: datetime) -> list[Any]:
     """``count`` submissions spread over the provinces as 124's traffic is, none acted on."""
     from samt124.domain.catalogue import CATALOGUE
@@ -140,7 +193,15 @@ def measure_api(
         " answer), `GET /open311/v2/requests/{id}.json` of the requests just posted, and the work"
         " queue of Tehran's SAMT organization (`GET /api/v1/queue?page_size=50`, the busiest"
         " province, IR-23) by its body key. Latency is from send to the whole answer read. Every"
-        " 201/202 answered is then looked for on the intake topic by event id (the token).",
+        " 201/202 answered is then looked for on the intake topic by event id (the token)."
+        f" Read-your-write: {REFERRAL_CLIENTS} clients each POST a request, then GET it every"
+        f" {REFERRAL_POLL * 1000:.0f} ms until it shows its `agency_responsible` (the worker's"
+        " referral, followed by the API), for the same time, once on the quiet pipeline before"
+        " the preload and once after the other phases (the worker then still works off the"
+        " preload's SLA facts); the figure is from the 201 to that GET's answer (target:"
+        f" {REFERRAL_TARGET_MS / 1000:.0f} s). The follower (the API's"
+        " thread that reads the worker's states and the intake) reports its own CPU time: its"
+        " share of the measured phases' wall time is what it takes from the HTTP handlers.",
     )
     settings = harness.namespace(base, "api")
     if server_url is not None:
@@ -167,6 +228,9 @@ def measure_api(
                 return False
 
         harness.wait_until(ready, 300, "the API to start")
+        auth = {"Authorization": f"Bearer {portal}"}
+        # read-your-write on a quiet pipeline first: what the API and the worker take alone
+        quiet, quiet_unseen = asyncio.run(_referrals(url, seconds, auth))
         preload = open_requests(open_count, datetime.now(UTC))
         with Publisher(settings) as publisher:
             publisher.publish_many(preload)
@@ -185,7 +249,6 @@ def measure_api(
 
         harness.wait_until(routed, 1800, "the preload in the API's view", every=2.0)
         held = httpx.get(queue_url, headers=body, params={"page_size": 1}, timeout=60).json()
-        auth = {"Authorization": f"Bearer {portal}"}
 
         async def bare(client: Any, n: int) -> Any:
             return await client.get("/bare")
@@ -196,6 +259,8 @@ def measure_api(
         async def page(client: Any, n: int) -> Any:
             return await client.get("/api/v1/queue", params={"page_size": 50}, headers=body)
 
+        following = _follower(url)
+        began = time.monotonic()
         floor = asyncio.run(_loop(url, seconds, bare))
         posted = asyncio.run(_loop(url, seconds, post, keep=True))
         ids = [b[0]["service_request_id"] for b in posted.bodies if "service_request_id" in b[0]]
@@ -208,6 +273,9 @@ def measure_api(
 
         got = asyncio.run(_loop(url, seconds, get_one))
         pages = asyncio.run(_loop(url, seconds, page, concurrency=4))
+        referred, unseen = asyncio.run(_referrals(url, seconds, auth))
+        followed = _follower(url)
+        wall = time.monotonic() - began
         intake = read_topics(settings, [Topics(settings.topic_namespace).intake])
         on_intake = Counter(wire.decode(r.value).event_id for r in intake)
         missing = sum(1 for t in tokens if on_intake[t] == 0)
@@ -231,6 +299,42 @@ def measure_api(
     section.add("work-queue page (IR-23)", pages.rate, "pages/s", _statuses(pages) + ", 4 clients")
     section.add("work-queue page p50", pages.p(0.5), "ms")
     section.add("work-queue page p99", pages.p(0.99), "ms")
+    for when, load, missed in (
+        ("quiet pipeline", quiet, quiet_unseen),
+        ("after the preload", referred, unseen),
+    ):
+        section.add(
+            f"POST 201 → GET shows agency_responsible p50, {when}",
+            load.p(0.5),
+            "ms",
+            f"{len(load.latencies):,} requests, GET every {REFERRAL_POLL * 1000:.0f} ms",
+        )
+        section.add(f"POST 201 → agency_responsible p99, {when}", load.p(0.99), "ms")
+        section.add(
+            f"POST 201 → agency_responsible max, {when}",
+            max(load.latencies, default=None),
+            "ms",
+            f"target {REFERRAL_TARGET_MS:,.0f} ms",
+        )
+        section.add(
+            f"first GET after the 201 without the request, {when}", missed, "requests", "0 due"
+        )
+        section.add(
+            f"not referred within {REFERRAL_GIVE_UP:.0f} s, {when}",
+            load.statuses[0],
+            "requests",
+        )
+    records = followed["records"] - following["records"]
+    cpu = followed["cpu"] - following["cpu"]
+    section.add(
+        "follower CPU share of the measured phases",
+        100 * cpu / wall if wall else None,
+        "%",
+        f"{cpu:.1f} s of {wall:.0f} s, {records:,.0f} records",
+    )
+    section.add(
+        "follower CPU per record", 1e6 * cpu / records if records else None, "µs", "states, intake"
+    )
     section.add("open requests nationally (preload)", open_count, "requests")
     section.add("open requests held by samt-org:IR-23", held["total"], "requests")
     return section

@@ -195,7 +195,13 @@ def register(commands: Any) -> None:
     )
     sink.set_defaults(handler=_guarded(cmd_sink))
 
-    report = commands.add_parser("report", help="print an analytics report")
+    report = commands.add_parser(
+        "report",
+        help="print an analytics report",
+        description="Figures computed at an instant from the requests' facts and clocks. "
+        "heatmap: SLA breaches by province and week, each clock cycle whose deadline passed "
+        "before it stopped (whether or not a breach fact was published).",
+    )
     report.add_argument("name", choices=sorted(reports.REPORTS))
     report.add_argument("--format", choices=FORMATS, default="table")
     report.add_argument(
@@ -210,7 +216,11 @@ def register(commands: Any) -> None:
         type=arguments.province,
         help="ISO code, e.g. IR-30 (repeatable)",
     )
-    report.add_argument("--since", help="YYYY-MM-DD in the chosen calendar (Tehran days)")
+    report.add_argument(
+        "--since",
+        help="YYYY-MM-DD in the chosen calendar (Tehran days): requests submitted, facts "
+        "occurred from then on; heatmap: breaches whose deadline fell from then on",
+    )
     report.add_argument(
         "--as-of",
         type=arguments.as_of,

@@ -6,7 +6,8 @@ A Kafka cluster of the test's own (``samt124 local up --brokers 3`` code, on fre
 samt124's topics at three replicas and ``min.insync.replicas=2``, and a ClickHouse cluster of its
 own (``--clickhouse-replicas 2``: two servers, one shard, ZooKeeper) with the schema created
 ``ON CLUSTER``. The worker and the sink run as ``samt124`` subprocesses bootstrapping from all
-three brokers, the sink inserting into the ``Distributed`` tables through the first server;
+three brokers, the sink inserting into the ``Distributed`` tables through the servers its URL
+names, the one that is SIGKILLed first (it goes on on the other while that one is away);
 events are published through the Publisher API (``acks=all``, idempotent; an unconfirmed chunk
 is published again).
 
@@ -155,7 +156,9 @@ def test_a_rolling_restart_and_the_intake_leader_killed_lose_nothing(tmp_path: P
             clickhouse_cluster.up(own.settings)
             settings = own.settings.model_copy(
                 update={
-                    "clickhouse_url": replicas[0].url("chaos"),
+                    # both servers, the one killed below first: the sink fails over to the other
+                    "clickhouse_url": "clickhouse://default:@"
+                    f"127.0.0.1:{replicas[1].port},127.0.0.1:{replicas[0].port}/chaos",
                     "clickhouse_cluster": clickhouse_cluster.CLUSTER,
                 }
             )
@@ -238,6 +241,9 @@ def test_a_rolling_restart_and_the_intake_leader_killed_lose_nothing(tmp_path: P
                 )
             assert run.sink.popen.poll() is None, "the sink exited:\n" + run.tail()
             run.sink.stop()
+            sink_log = "".join(path.read_text() for path in run.logs.glob("sink-*.log"))
+            moved = f"; on 127.0.0.1:{replicas[0].port}"  # logged by the engine when it moved
+            assert moved in sink_log, "the sink did not go on on the other replica"
             with stopwatch("replica_in_sync_after_sink_drain_s", figures):
                 wait_until(
                     lambda: _local_rows(replica.port) == _local_rows(replicas[0].port),

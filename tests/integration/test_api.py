@@ -11,7 +11,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -20,8 +20,11 @@ import httpx
 import pytest
 
 from api.keys import KeyStore
+from producers.publisher import Publisher
 from samt124.contract import wire
-from samt124.domain.events import RequestResolved
+from samt124.domain.calendar import Calendar, Closure, load_config
+from samt124.domain.events import OfficeClosureAnnounced, RequestResolved
+from samt124.domain.tehran_time import TEHRAN
 from samt124.kafka.admin import ensure_topics
 from samt124.kafka.reader import read_topics
 from samt124.kafka.topics import Topics
@@ -113,6 +116,23 @@ def wait_status(stack: Stack, who: str, request_id: str, status: str) -> dict[st
 
     found: dict[str, Any] = wait_for(reached, 30, f"{request_id} to be {status}", every=0.1)
     return found
+
+
+def shown_to(stack: Stack, who: str, request_id: str) -> dict[str, Any]:
+    with stack.client(who) as client:
+        answer = client.get(f"/open311/v2/requests/{request_id}.json")
+        assert answer.status_code == 200, answer.text
+        shown: dict[str, Any] = answer.json()[0]
+        return shown
+
+
+def when_of(stack: Stack, request_id: str, kind: str) -> str:
+    """The time of a request's ``kind`` event on the intake, as Open311 writes it."""
+    event = next(
+        e for e in stack.intake() if e.request_id == request_id and type(e).__name__ == kind
+    )
+    at: datetime = event.occurred_at
+    return at.astimezone(TEHRAN).isoformat(timespec="seconds")
 
 
 def test_an_open311_client_library_submits_and_reads_through_the_api(stack: Stack) -> None:
@@ -217,6 +237,54 @@ def test_a_body_works_its_queue_to_resolution_with_the_clock_paused_for_the_appl
             "OPERATIONAL",
         }
         assert tehran.get("/api/v1/queue", params={"page": "0"}).status_code == 400
+    # referred: last changed when submitted, the referral its note
+    with stack.client("portal") as portal:
+        shown = portal.get(f"/open311/v2/requests/{first}.json").json()[0]
+    assert shown["updated_datetime"] == shown["requested_datetime"]
+    assert shown["status_notes"] == "referred (samt-org:IR-23)"
+
+    # Tehran's offices close from today for four days: the queue's deadlines move as the
+    # worker's clocks do; each running clock's deadline is its target in working time from
+    # the submission, counted in a calendar with the closure
+    running = status_of(stack, "tehran", first)["clocks"]
+    today = datetime.now(TEHRAN).date()
+    closure = Closure("IR-23", today, today + timedelta(days=3))
+    announced = datetime.now(UTC)
+    with Publisher(stack.settings) as publisher:
+        publisher.publish(
+            OfficeClosureAnnounced(
+                event_id=str(uuid.uuid4()),
+                request_id=f"closure:IR-23:{today.isoformat()}",
+                occurred_at=announced,
+                recorded_at=announced,
+                source="governorate-announcements",
+                province="IR-23",
+                first_day=closure.first_day,
+                last_day=closure.last_day,
+                reason="air pollution",
+            )
+        )
+
+    def moved() -> list[dict[str, Any]] | None:
+        with stack.client("tehran") as tehran:
+            page = tehran.get("/api/v1/queue", params={"page_size": 500}).json()["requests"]
+        clocks: list[dict[str, Any]] = next(r for r in page if r["request_id"] == first)["clocks"]
+        return clocks if [c["due"] for c in clocks] != [c["due"] for c in running] else None
+
+    after = wait_for(moved, 30, "the closure in the queue's deadlines", every=0.1)
+    submitted_at = datetime.fromisoformat(shown["requested_datetime"])
+    plain = Calendar(load_config())
+    closed = plain.with_closure(closure)
+    for old, new in zip(running, after, strict=True):
+        assert old["clock"] == new["clock"]
+        assert new["state"] == "running"
+        target = new["target_hours"] * 3600
+        due_before = datetime.fromisoformat(old["due"])
+        due_after = datetime.fromisoformat(new["due"])
+        assert due_after > due_before, new["clock"]
+        assert abs(plain.working_seconds_between("IR-23", submitted_at, due_before) - target) < 2
+        assert abs(closed.working_seconds_between("IR-23", submitted_at, due_after) - target) < 2
+    with stack.client("tehran") as tehran:
 
         def act(action: str, **body: str) -> httpx.Response:
             return tehran.post(f"/api/v1/requests/{first}/{action}", json=body)
@@ -247,12 +315,17 @@ def test_a_body_works_its_queue_to_resolution_with_the_clock_paused_for_the_appl
         assert {c["clock"]: c["worked_hours"] for c in resumed["clocks"]} == worked
         assert act("respond", message="بازرسی انجام شد").status_code == 202
         wait_status(stack, "tehran", first, "responded")
+        responded = shown_to(stack, "portal", first)
+        assert responded["status_notes"] == "بازرسی انجام شد"
+        assert responded["updated_datetime"] == when_of(stack, first, "RequestResponded")
         bad = act("resolve", outcome="MAYBE")
         assert bad.status_code == 400
         assert "outcome" in bad.json()[0]["description"]
         assert act("resolve", outcome="VIOLATOR", note="پرونده به تعزیرات").status_code == 202
         done = wait_status(stack, "tehran", first, "resolved")
         assert done["status"] == "closed"
+        assert done["status_notes"] == "پرونده به تعزیرات"
+        assert done["updated_datetime"] == when_of(stack, first, "RequestResolved")
         again_resolved = act("resolve", outcome="VIOLATOR")
         assert again_resolved.status_code == 409
         assert "RESOLVED" in again_resolved.json()[0]["description"]
@@ -329,6 +402,8 @@ def test_wrong_keys_and_bad_input_are_refused_and_nothing_is_published(stack: St
             "wrong province": post(portal, **{"attribute[province]": "IR-99"}),
             "bad national id": post(portal, **{"attribute[national_id]": "12"}),
             "no description": post(portal, description=""),
+            "latitude out of range": post(portal, lat="999", long="51.4"),
+            "longitude not a number": post(portal, lat="35.7", long="east"),
             "oversized": portal.post(open311, content=b"a" * 70_000),
             "unknown id": portal.get("/open311/v2/requests/no-such-request.json"),
             "bad paging": portal.get("/open311/v2/requests.json", params={"page_size": "x"}),
@@ -343,6 +418,8 @@ def test_wrong_keys_and_bad_input_are_refused_and_nothing_is_published(stack: St
             assert answer.json()[0]["description"], what
         assert "attribute[province]" in problems["wrong province"].json()[0]["description"]
         assert "attribute[national_id]" in problems["bad national id"].json()[0]["description"]
+        assert problems["latitude out of range"].json()[0]["description"].startswith("lat: '999'")
+        assert problems["longitude not a number"].json()[0]["description"].startswith("long:")
         assert problems["oversized"].status_code == 413
         assert problems["unknown id"].status_code == 404
         xml_error = ElementTree.fromstring(problems["malformed XML"].content)

@@ -2,14 +2,17 @@
 Debian's package, one shard and two replicas, ZooKeeper from Debian's package.
 
 The same events, each batch stored twice as a retrying sink would, give the same reports on the
-cluster as on one server, and each event is counted once on either replica. A replica SIGKILLed
-for 30 s while batches are loaded comes back in step, and every event is there exactly once.
+cluster as on one server, and each event is counted once on either replica. The sink, pointed at
+both replicas, goes on loading on the second while the first is SIGKILLed for 30 s, a batch cut
+in the middle by the kill included; the first comes back in step, and every event is there
+exactly once on each.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,12 +23,14 @@ import pytest
 from consumers.analytics.reports import REPORTS, ReportParams, run
 from consumers.clickhouse.engine import Engine, opened
 from consumers.clickhouse.migrations import migrate
-from consumers.sink.loader import Message, build_batch, store
-from consumers.sink.rows import Position
+from consumers.sink.loader import Message, Sink, build_batch, store
+from consumers.sink.rows import EVENT_COLUMNS, Position
 from devtools.local import clickhouse_cluster
 from samt124.cli import main
-from samt124.contract.wire import encode
-from samt124.domain.events import Event
+from samt124.contract.wire import encode, headers, key
+from samt124.domain.events import SLA_EVENT_TYPES, Event
+from samt124.kafka.admin import ensure_topics
+from samt124.kafka.topics import Topics
 from samt124.settings import Settings, parse_clickhouse_url
 from tests.integration.conftest import Services, unique
 from tests.integration.pipeline import wait_for
@@ -34,6 +39,8 @@ from tests.integration.test_reports import AS_OF, TOPICS, dataset
 pytestmark = pytest.mark.integration
 PORT = 39400  # servers on 39400 and 39410 (HTTP 39423, 39433), ZooKeeper on 39481
 OUTAGE_S = float(os.environ.get("SAMT124_CLUSTER_OUTAGE_S", "30"))
+# inserted blocks a replicated table dropped as already stored (on any replica of its shard)
+DUPLICATE_BLOCKS = "SELECT sum(value) FROM system.events WHERE event = 'DuplicatedInsertedBlocks'"
 BYS = {"sla": ("province", "body", "category", "month"), "durations": ("province", "body")}
 
 
@@ -169,48 +176,128 @@ def test_the_same_reports_on_one_server_and_on_the_cluster(
         assert _count(url, "SELECT uniqExact(event_id) FROM {db}.events_local") == ids
 
 
-def test_a_replica_killed_during_loading_comes_back_with_every_event_once(
-    cluster: Settings, events: list[Event]
+def _publish(producer: Any, sends: list[tuple[str, bytes, bytes, Any]]) -> None:
+    for topic, value, event_key, event_headers in sends:
+        producer.send(topic, value, key=event_key, headers=event_headers)
+    producer.flush()
+
+
+def _sends(settings: Settings, events: list[Event]) -> list[tuple[str, bytes, bytes, Any]]:
+    """Each event as a message on its province's topic, as the worker routes it."""
+    topics = Topics(settings.topic_namespace)
+    province: dict[str, str] = {}
+    out = []
+    for event in events:
+        code = getattr(event, "province", None) or province[event.request_id]
+        province.setdefault(event.request_id, code)
+        out.append((topics.province(code), encode(event), key(event), headers(event)))
+    return out
+
+
+def test_the_sink_goes_on_on_the_other_replica_and_every_event_is_there_once(
+    cluster: Settings, services: Services, events: list[Event], tmp_path: Path
 ) -> None:
+    """The sink and a reader name both replicas, the one that is SIGKILLed first. One batch is
+    cut in the middle: its events were stored by the first replica before it died, and the
+    whole batch is then stored again, on the second. The sink loads on the second replica for
+    the whole outage; the first catches up after its restart, and each replica holds every
+    event and every SLA fact once."""
     database = unique("cl_")
-    writer = parse_clickhouse_url(_node_url(cluster, 1, database)).model_copy(
+    first, second = clickhouse_cluster.nodes(cluster)
+    url = f"clickhouse://default:@127.0.0.1:{first.port},127.0.0.1:{second.port}/{database}"
+    settings = Settings(
+        home=tmp_path / "home",
+        cache=services.base.cache,
+        kafka_bootstrap=services.base.bootstrap,
+        topic_namespace=unique("t"),
+        partitions=2,
+        clickhouse_url=url,
+        clickhouse_cluster=clickhouse_cluster.CLUSTER,
+    )
+    replicas = settings.clickhouse
+    assert replicas.addresses == [("127.0.0.1", first.port), ("127.0.0.1", second.port)]
+    on_first = parse_clickhouse_url(first.url(database)).model_copy(
         update={"cluster": clickhouse_cluster.CLUSTER}
     )
-    second = clickhouse_cluster.nodes(cluster)[1]
-    messages = _messages(events)
-    batches = [
-        build_batch(messages[start : start + 250], TOPICS, AS_OF, b"key")
-        for start in range(0, len(messages), 250)
-    ]
-    with opened(writer) as engine:
+    with opened(on_first) as engine:
         migrate(engine, cluster=clickhouse_cluster.CLUSTER)
-        third = len(batches) // 3
-        for batch in batches[:third]:
-            store(engine, batch)
-        pid = second.pid
+    ensure_topics(settings)
+    # a third before the kill, one batch cut by it, half the rest during the outage, the rest after
+    third = len(events) // 3
+    half = (len(events) + third + 250) // 2
+    cut_batch = build_batch(_messages(events[third : third + 250]), TOPICS, AS_OF, b"key")
+    sends = _sends(settings, events)
+    before, during, after = sends[:third], sends[third + 250 : half], sends[half:]
+    sink = Sink(settings, max_batch=250, max_wait=0.2)
+    total = len(before) + len(during) + len(after)
+    failed: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            sink.run(until=lambda _: sink.stats.messages >= total)
+        except BaseException as error:  # said by the test below
+            failed.append(error)
+
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(linger_ms=20, **settings.kafka_client_options())
+    loading = threading.Thread(target=load, daemon=True)
+    loading.start()
+    try:
+        _publish(producer, before)
+        wait_for(lambda: sink.stats.messages >= len(before), 90, "the first third stored")
+        with opened(on_first) as engine:  # the cut batch's events reach the first replica only
+            engine.insert("events", EVENT_COLUMNS, cut_batch.events, f"events:{cut_batch.token}")
+        pid = first.pid
         assert pid is not None
         os.killpg(pid, signal.SIGKILL)
         killed_at = time.monotonic()
-        down = batches[third : 2 * third]
-        for number, batch in enumerate(down):  # loading goes on while the replica is away
-            store(engine, batch)
-            store(engine, batch)
-            time.sleep(max(0.0, killed_at + OUTAGE_S * (number + 1) / len(down) - time.monotonic()))
-        wait_for(lambda: second.pid is None, 30, "the killed replica gone")
-        clickhouse_cluster.start_node(cluster, second)
+        dropped = _count(second.url(database), DUPLICATE_BLOCKS)
+        with opened(replicas) as engine:  # the whole batch again, on the second replica
+            store(engine, cut_batch)
+        # its events are known to the second replica as stored (ZooKeeper has their block ids)
+        assert _count(second.url(database), DUPLICATE_BLOCKS) > dropped
+        chunks = [during[start : start + 100] for start in range(0, len(during), 100)]
+        for number, chunk in enumerate(chunks):  # the sink loads while the replica is away
+            _publish(producer, chunk)
+            time.sleep(
+                max(0.0, killed_at + OUTAGE_S * (number + 1) / len(chunks) - time.monotonic())
+            )
+        stored = len(before) + len(during)
+        wait_for(lambda: sink.stats.messages >= stored, 60, "the outage's events stored")
+        assert first.pid is None, "the first replica is still away"
+        loaded = {e.event_id for e in events[:third]} | {
+            e.event_id for e in events[third + 250 : half]
+        }
+        # a reader naming both replicas reads the second: everything the sink stored is there
+        assert _count(url, "SELECT count() FROM {db}.events_unique") >= len(loaded)
+        clickhouse_cluster.start_node(cluster, first)
         back_at = time.monotonic()
-        for batch in batches[2 * third :]:
-            store(engine, batch)
+        _publish(producer, after)
+        loading.join(120)
+    finally:
+        producer.close()
+        sink.stop()
+        loading.join(30)
+    assert not failed, failed
+    assert not loading.is_alive()
     ids = len({event.event_id for event in events})
-    url = second.url(database)
+    sla = len({e.event_id for e in events if type(e).__name__ in SLA_EVENT_TYPES})
     wait_for(
-        lambda: _count(url, "SELECT count() FROM {db}.events_local") >= ids,
+        lambda: _count(first.url(database), "SELECT count() FROM {db}.events_local") >= ids,
         120,
         "the replica that came back in step",
     )
     print(f"replica back in step {time.monotonic() - back_at:.1f} s after its restart")
-    for number in (1, 2):
-        node_url = _node_url(cluster, number, database)
+    for node in (first, second):
+        node_url = node.url(database)
         assert _count(node_url, "SELECT count() FROM {db}.events_unique") == ids
         assert _count(node_url, "SELECT uniqExact(event_id) FROM {db}.events_local") == ids
         assert _count(node_url, "SELECT count() FROM {db}.events_local") == ids  # no duplicates
+
+        def sla_in_step(u: str = node_url) -> bool:
+            return _count(u, "SELECT count() FROM {db}.sla_events_local") >= sla
+
+        wait_for(sla_in_step, 60, "the SLA facts in step")
+        assert _count(node_url, "SELECT count() FROM {db}.sla_events_unique") == sla
+        assert _count(node_url, "SELECT count() FROM {db}.sla_events_local") == sla

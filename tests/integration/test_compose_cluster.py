@@ -1,7 +1,7 @@
 """docker-compose.cluster.yml is valid for Compose and describes samt124 on clusters: three
 Kafka brokers, a ClickHouse cluster of two shards of two replicas with ClickHouse Keeper, two
-workers, the sink and the lag exporter; the ClickHouse and Keeper configurations it mounts name
-the same servers."""
+workers, the sink and the lag exporter (naming every server, to go on on another when one stops
+answering); the ClickHouse and Keeper configurations it mounts name the same servers."""
 
 from __future__ import annotations
 
@@ -96,6 +96,7 @@ def test_the_pipeline_uses_every_broker_and_the_clickhouse_cluster(
     resolved: dict[str, Any],
 ) -> None:
     from samt124.cli import build_parser
+    from samt124.settings import Settings
 
     services = resolved["services"]
     parser = build_parser()
@@ -103,6 +104,12 @@ def test_the_pipeline_uses_every_broker_and_the_clickhouse_cluster(
         env = services[name]["environment"]
         assert env["SAMT124_KAFKA_BOOTSTRAP"].split(",") == [f"{b}:9092" for b in BROKERS]
         assert env["SAMT124_CLICKHOUSE_CLUSTER"] == "samt124"
+        target = Settings(
+            clickhouse_url=env["SAMT124_CLICKHOUSE_URL"],
+            clickhouse_cluster=env["SAMT124_CLICKHOUSE_CLUSTER"],
+        ).clickhouse
+        assert target.addresses == [(server, 9000) for server in SERVERS], name  # fails over
+        assert (target.user, target.cluster) == ("samt124_writer", "samt124")
         args = parser.parse_args(services[name]["command"])
         assert callable(args.handler), name
     assert services["init"]["command"] == ["init", "--cluster", "samt124"]

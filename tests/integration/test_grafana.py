@@ -1,7 +1,8 @@
 """Grafana as code: the provisioning fits docker-compose.yml and Prometheus' configuration, every
 ClickHouse panel's SQL runs on the real ClickHouse server (Grafana's macros filled in as the
 grafana-clickhouse-datasource plugin fills them), the ministry's headline panels equal figures
-recomputed from the raw events, and every PromQL expression parses (``promtool``)."""
+recomputed from the raw events or, for what is past a deadline, ``samt124 report`` at the same
+instant, and every PromQL expression parses (``promtool``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import shutil
 import subprocess
 import uuid
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,17 +20,22 @@ from typing import Any
 import pytest
 import yaml
 
+from consumers.analytics import reports
 from consumers.clickhouse.dead_letters import DEAD_LETTER_COLUMNS
 from consumers.clickhouse.engine import Engine, opened
 from consumers.clickhouse.migrations import migrate
 from consumers.sink.dead_letters import dead_letter_row
 from consumers.sink.loader import Message, build_batch, store
 from consumers.sink.rows import Position
+from dashboard.figures import today_start, week_start
 from producers.simulator import simulate
 from samt124.contract import wire
-from samt124.domain.events import Event, SlaBreached, event_type
-from samt124.kafka.topics import Topics
-from samt124.settings import parse_clickhouse_url
+from samt124.domain.events import Event, event_type
+from samt124.domain.lifecycle import RequestState
+from samt124.domain.routing import referral_bodies
+from samt124.kafka.topics import Topics, partition_of
+from samt124.settings import Settings, parse_clickhouse_url
+from streams.pipeline import Pipeline, Where
 from tests.integration.test_compose import SECRETS, compose_config
 
 pytestmark = pytest.mark.integration
@@ -68,39 +75,61 @@ def grafana_sql(sql: str, database: str, start: datetime, end: datetime) -> str:
     return text.replace("samt124.", f"{database}.")
 
 
-def stored_events(engine: Engine, now: datetime) -> tuple[list[Event], list[SlaBreached]]:
-    """Simulated traffic of the last days and resolution breaches of some of its requests,
-    through the sink's own mapping into ClickHouse."""
+def stored_events(engine: Engine, now: datetime) -> list[Event]:
+    """Simulated traffic of the last days through the worker's own decisions (its referrals
+    and the clocks' deadlines facts; no timer, so no breach fact at all), into ClickHouse
+    through the sink's own mapping."""
     topics = Topics()
-    events = list(simulate(11, EVENTS, now - timedelta(days=3)))
-    events = [e for e in events if e.occurred_at <= now]
-    intake = [e for e in events if event_type(e) in ("RequestSubmitted", "LetterRegistered")]
-    breaches = [
-        SlaBreached(
-            event_id=str(uuid.uuid4()),
-            request_id=e.request_id,
-            occurred_at=now - timedelta(hours=1 + i),
-            recorded_at=now,
-            source="samt124-sla",
-            clock="RESOLUTION",
-            cycle=1,
-            due_at=now - timedelta(hours=2 + i),
-            body_id="samt-org:IR-23",
-            province=getattr(e, "province", "IR-23"),
-            policy_id="normal",
-            policy_version="1404.1",
-        )
-        for i, e in enumerate(intake[:: max(1, len(intake) // 25)])
-    ]
-    province: dict[str, str] = {}
-    messages = []
-    for offset, event in enumerate([*events, *breaches]):
-        code = getattr(event, "province", None) or province.get(event.request_id, "IR-23")
-        province.setdefault(event.request_id, code)
-        topic = topics.sla if isinstance(event, SlaBreached) else topics.province(code)
-        messages.append(Message(Position(topic, 0, offset), wire.encode(event)))
+    pipeline = Pipeline.load(Settings())
+    simulated = simulate(  # two weeks up to now: resolved requests, and breaches this week
+        11,
+        EVENTS,
+        now - timedelta(days=14),
+        requests_per_day=150,
+        closure_probability=0,
+        body_for=referral_bodies(),
+    )
+    events = [e for e in simulated if e.occurred_at <= now]
+    states: dict[str, RequestState] = {}
+    messages: list[Message] = []
+    for event in events:
+        key = wire.key(event)
+        where = Where(topics.intake, partition_of(key, pipeline.partitions), 0)
+        stored = states.get(event.request_id)
+        step = pipeline.on_intake(stored, key, wire.encode(event), [], where, now)
+        assert step.dead_letter is None, step.dead_letter
+        if step.state is not None:
+            states[event.request_id] = step.state
+        for out in step.outgoing:
+            if out.topic != topics.sla:  # the timers' facts are left out: none is needed
+                messages.append(Message(Position(out.topic, 0, len(messages)), out.value))
     store(engine, build_batch(messages, topics, now, b""))
-    return events, breaches
+    return events
+
+
+def expected(engine: Engine, now: datetime) -> dict[str, Any]:
+    """The ministry's headline figures as ``samt124 report`` gives them at ``now``."""
+    params = reports.ReportParams(as_of=now)
+    overdue = sorted(
+        (r.clocks["resolution"].deadline_us or 0, r.request_id)
+        for r in reports.open_at(engine, params)
+        if r.past["resolution"] is not None
+    )
+    breaches = {
+        period: len(reports.breaches_at(engine, replace(params, since=start(now))))
+        for period, start in (("today", today_start), ("week", week_start))
+    }
+    _, sla = reports.run(engine, "sla", params)
+    on_time = {
+        str(row[0]): 100 * int(str(row[3])) / int(str(row[2])) for row in sla if int(str(row[2]))
+    }
+    return {
+        "overdue": len(overdue),
+        "oldest": [request_id for _, request_id in overdue][:20],
+        "today": breaches["today"],
+        "week": breaches["week"],
+        "on_time": on_time,
+    }
 
 
 def open_requests(events: list[Event]) -> set[str]:
@@ -137,7 +166,7 @@ def test_every_clickhouse_panel_runs_on_the_server_and_the_headlines_add_up(
     now = datetime.now(UTC).replace(microsecond=0)
     with opened(target) as engine:
         migrate(engine)
-        events, breaches = stored_events(engine, now)
+        events = stored_events(engine, now)
         dead = [
             dead_letter_row(
                 Position("samt124.dlq", 0, offset),
@@ -156,9 +185,15 @@ def test_every_clickhouse_panel_runs_on_the_server_and_the_headlines_add_up(
     panels = targets(CLICKHOUSE)
     assert len(panels) >= 10
     with opened(target, readonly=True) as reader:
+        # the panels run at the server's now, between these two instants of the reports
+        before = expected(reader, datetime.now(UTC))
         for board, title, query in panels:
-            sql = grafana_sql(query["rawSql"], target.database, now - timedelta(days=7), now)
+            sql = grafana_sql(query["rawSql"], target.database, now - timedelta(days=15), now)
             results[f"{board}: {title}"] = reader.query(sql)
+        after = expected(reader, datetime.now(UTC))
+
+    def between(name: str, got: object) -> None:
+        assert before[name] <= int(str(got)) <= after[name], (name, before[name], after[name])
 
     opened_now = open_requests(events)
     assert opened_now, "the simulated traffic leaves requests open"
@@ -166,10 +201,21 @@ def test_every_clickhouse_panel_runs_on_the_server_and_the_headlines_add_up(
     assert int(national) == len(opened_now)
     _, by_province = results["ministry: Backlog by province"]
     assert sum(int(n) for _, n in by_province) == len(opened_now)
+    # past a deadline, from the clocks at the instant, as the reports count it (no breach fact
+    # was stored)
     [[overdue]] = results["ministry: Open past their resolution deadline"][1]
-    assert int(overdue) == len(opened_now & {b.request_id for b in breaches})
+    between("overdue", overdue)
+    assert int(overdue) > 0
     [[today, week]] = results["ministry: Breaches today and this Jalali week"][1]
-    assert int(week) >= int(today) > 0
+    between("today", today)
+    between("week", week)
+    assert int(week) > 0
+    on_time = results["ministry: Resolution on time by province"][1]
+    assert {str(p): float(percent) for p, _, percent in on_time} == pytest.approx(
+        after["on_time"], abs=0.051
+    )
+    hourly = results["ministry: Breaches per hour"][1]
+    assert sum(int(n) for *_, n in hourly) >= int(week)  # the 15 days shown hold the week
     channels = Counter(
         getattr(e, "channel", "SECRETARIAT")
         for e in events
@@ -179,9 +225,7 @@ def test_every_clickhouse_panel_runs_on_the_server_and_the_headlines_add_up(
         channels
     )
     oldest = results["ministry: Oldest overdue requests and who holds them"][1]
-    assert [row[0] for row in oldest] == [
-        b.request_id for b in sorted(breaches, key=lambda b: b.due_at) if b.request_id in opened_now
-    ][:20]
+    assert [row[0] for row in oldest] == after["oldest"]
     kinds = dict(results["ministry: Dead letters by kind"][1])
     assert kinds == {"undecodable": 2, "invalid": 1}
 

@@ -26,12 +26,13 @@ import time as clock_time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import jdatetime
 import pytest
 
 from consumers.analytics import html_report
@@ -218,6 +219,16 @@ class Request:
     transfers: int = 0
     holders: list[tuple[int, str]] = field(default_factory=list)
     clocks: dict[str, Clock] = field(default_factory=dict)
+    breaches: dict[tuple[str, int], tuple[str, int]] = field(default_factory=dict)
+
+    def judge(self, hours: Hours, t: int) -> None:
+        """Each clock whose working time reached its target by ``t``: breached at its
+        deadline, in the province holding the request then (once per clock and cycle)."""
+        for name, c in self.clocks.items():
+            key = (name, c.cycle)
+            if key not in self.breaches and c.elapsed_at(hours, self.province, t) >= c.target:
+                assert c.deadline is not None
+                self.breaches[key] = (self.province, c.deadline)
 
     @property
     def outside(self) -> bool:
@@ -227,6 +238,7 @@ class Request:
 def _fold_one(request: Request, event: Event, hours: Hours) -> None:
     """One event's effect on a request's clocks: the README's rule, step by step."""
     t = _us(event.occurred_at)
+    request.judge(hours, t)  # what passed its deadline before this event changed anything
     province = request.province
     clocks = request.clocks
     if isinstance(event, RequestAwaitingApplicant):
@@ -326,6 +338,8 @@ def fold(
             requests[event.request_id] = request
         elif event.request_id in requests:
             _fold_one(requests[event.request_id], event, hours)
+    for request in requests.values():
+        request.judge(hours, at)
     return requests, hours
 
 
@@ -405,6 +419,20 @@ def expected_sla(requests: dict[str, Request], hours: Hours, at: int) -> dict[st
             ),
         }
     return out
+
+
+def expected_heatmap(requests: dict[str, Request], since: int | None) -> dict[tuple[str, str], int]:
+    """Breaches by province and the first day (a Saturday, Jalali) of their deadline's week."""
+    cells: Counter[tuple[str, str]] = Counter()
+    for r in requests.values():
+        for province, deadline in r.breaches.values():
+            if since is not None and deadline < since:
+                continue
+            day = datetime.fromtimestamp(deadline / US, TZ).date()
+            saturday = day - timedelta(days=(day.weekday() - 5) % 7)
+            start = jdatetime.date.fromgregorian(date=saturday).strftime("%Y-%m-%d")
+            cells[(province, start)] += 1
+    return dict(cells)
 
 
 def nearest_rank_hours(values: list[int], level: float) -> float | None:
@@ -564,9 +592,14 @@ def compare_at(url: str, events: list[Event], as_of: datetime) -> dict[str, int]
         durations = table(engine, "durations", params)
         volume = table(engine, "volume", params)
         rereferral = table(engine, "rereferral", params)
+        since = as_of - timedelta(days=3)
+        heatmaps = {
+            window: table(engine, "heatmap", replace(params, since=window))
+            for window in (None, since)
+        }
         tables = {
             name: html_report.Table.of(*run(engine, name, params))
-            for name in ("sla", "backlog", "durations")
+            for name in ("sla", "backlog", "durations", "heatmap")
         }
 
     # backlog: every clock on its own
@@ -606,6 +639,15 @@ def compare_at(url: str, events: list[Event], as_of: datetime) -> dict[str, int]
     }
     assert got_durations == want_durations
 
+    # heatmap: breaches by province and week of their deadline, also from an instant on
+    # (the dashboard's "today" and "this week"); the traffic spans no Jalali new year
+    for window, rows in heatmaps.items():
+        want_heat = expected_heatmap(requests, None if window is None else _us(window))
+        got_heat = {(r["province"], str(r["week"]).split(" from ")[1]): r["breaches"] for r in rows}
+        assert got_heat == want_heat, window
+    breaches = sum(len(r.breaches) for r in requests.values())
+    recent = sum(expected_heatmap(requests, _us(since)).values())
+
     # volume and re-referral
     want_volume = Counter((r.category, r.channel) for r in requests.values())
     assert {(r["category"], r["channel"]): r["requests"] for r in volume} == dict(want_volume)
@@ -636,6 +678,8 @@ def compare_at(url: str, events: list[Event], as_of: datetime) -> dict[str, int]
     assert f"  {len(res):,} past their resolution deadline (" in text
     assert f"  {len(first):,} past their first-response deadline without a response" in text
     page = html_report.build_html(data)
+    cells = [int(n) for n in re.findall(r'<rect class="cell"[^>]*data-count="(\d+)"', page)]
+    assert sum(cells) == breaches
     for number, label in ((len(res), "resolution"), (len(first), "first-response")):
         card = rf"<b>{number:,}</b><span[^>]*>[^<]*</span><br><span>open past {label} deadline<"
         assert re.search(card, page), label
@@ -653,6 +697,14 @@ def compare_at(url: str, events: list[Event], as_of: datetime) -> dict[str, int]
         "out_of_remit": sum(1 for r in requests.values() if r.outside),
         "transfers": sum(r.transfers for r in requests.values()),
         "reopened": sum(1 for r in requests.values() if r.clocks["RESOLUTION"].cycle > 1),
+        "breaches": breaches,
+        "recent_breaches": recent,
+        "earlier_cycle_breaches": sum(
+            1
+            for r in requests.values()
+            for name, cycle in r.breaches
+            if cycle < r.clocks[name].cycle
+        ),
     }
 
 
@@ -690,6 +742,10 @@ def test_reports_at_two_instants_match_a_recomputation_from_the_raw_events(
     assert final["out_of_remit"] > 0
     assert final["transfers"] > 0
     assert final["reopened"] > 0
+    # breaches of every cycle count, not only the current one; a window holds fewer
+    assert final["earlier_cycle_breaches"] > 0
+    assert 0 < final["recent_breaches"] < final["breaches"]
+    assert early["breaches"] < final["breaches"]
     # the command line gives the same figures for the same instant (ISO 8601 and Jalali)
     cli = subprocess.run(
         [
@@ -755,7 +811,7 @@ def test_the_same_instant_gives_the_same_figures_with_the_worker_stopped_and_run
     as_of = datetime.now(UTC) + timedelta(minutes=1)  # a dozen deadlines fall due meanwhile
     params = ReportParams(as_of=as_of, calendars=parse_config(ALWAYS_OPEN))
     target = parse_clickhouse_url(server_url)
-    names = ("backlog", "sla", "durations", "volume", "rereferral", "alborz")
+    names = ("backlog", "sla", "durations", "volume", "rereferral", "alborz", "heatmap")
     with opened(target, readonly=True) as engine:
         stopped = {name: run(engine, name, params) for name in names}
     # the worker runs again, past the instant: it publishes the breaches that fell due meanwhile

@@ -1,5 +1,5 @@
 """The worker on the real broker: referral, dead letters, de-duplication, breach after SIGKILL,
-and the transfer rule."""
+the transfer rule, and history replayed in chunks."""
 
 from __future__ import annotations
 
@@ -16,9 +16,11 @@ from samt124.domain.calendar import always_open
 from samt124.domain.events import (
     RequestAssigned,
     RequestReferred,
+    RequestResponded,
     RequestSubmitted,
     RequestTransferred,
     SlaBreached,
+    SlaDeadlinesSet,
     SlaWarning,
 )
 from samt124.domain.sla import single_policy
@@ -392,3 +394,79 @@ def test_a_transfer_to_another_ministry_starts_a_resolution_cycle_under_its_poli
     assert breach.body_id == "ministry:agriculture"
     expected = moved_at.timestamp() + MINISTRY_SECONDS
     assert abs(breach.due_at.timestamp() - expected) < 1.5
+
+
+HISTORY_POLICY = single_policy("test-history", first_response_hours=1, resolution_hours=1000)
+CHUNK_GAP = 5.0  # seconds between chunks of history, longer than a pause the worker once
+# took for the end of the log (2 s, when it fired every deadline up to the wall clock)
+
+
+def test_history_published_in_chunks_breaches_by_event_time_only(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Requests of three days ago, published in chunks with pauses between them: a deadline
+    fires when the event time of its request's partition passes it, never because the worker
+    paused between two chunks or read another partition further while the answer was still
+    to come."""
+    settings = always_open_with(settings, tmp_path, HISTORY_POLICY)
+    topics = Topics(settings.topic_namespace)
+    t0 = datetime.now(UTC) - timedelta(days=3)
+    # one intake partition's history: event time there is what moves its requests' timers
+    same: list[str] = []
+    while len(same) < 3:
+        request_id = f"req-{uuid.uuid4().hex[:12]}"
+        if partition_of(request_id.encode(), settings.partitions) == 0:
+            same.append(request_id)
+    answered = submission(province="IR-05", at=t0, request_id=same[0])  # answered at 30 min
+    silent = submission(province="IR-05", at=t0 + timedelta(minutes=10), request_id=same[1])
+    later = submission(province="IR-05", at=t0 + timedelta(hours=2), request_id=same[2])
+    elsewhere = submission(province="IR-05", at=t0 + timedelta(hours=5))  # another partition
+    while partition_of(elsewhere.request_id.encode(), settings.partitions) == 0:
+        elsewhere = submission(province="IR-05", at=t0 + timedelta(hours=5))
+    response = RequestResponded(
+        event_id=str(uuid.uuid4()),
+        request_id=answered.request_id,
+        occurred_at=t0 + timedelta(minutes=30),
+        recorded_at=t0 + timedelta(minutes=30),
+        source="test",
+        actor="samt-org:IR-05",
+        body_id="samt-org:IR-05",
+        message="پاسخ",
+    )
+
+    def deadlines(request: RequestSubmitted) -> int:
+        return sum(
+            1
+            for e in on_topic(settings, topics.province("IR-05"))
+            if isinstance(e, SlaDeadlinesSet) and e.request_id == request.request_id
+        )
+
+    def breached() -> dict[str, SlaBreached]:
+        return {
+            e.request_id: e for e in on_topic(settings, topics.sla) if isinstance(e, SlaBreached)
+        }
+
+    worker = start(settings, "worker", log=tmp_path / "worker.log")
+    try:
+        send(settings, answered, elsewhere)  # a partition read further than the other
+        wait_for(lambda: deadlines(answered) == deadlines(elsewhere) == 1, 90, "the first chunk")
+        time.sleep(CHUNK_GAP)
+        send(settings, silent, response)
+        wait_for(
+            lambda: deadlines(answered) == 2 and deadlines(silent) == 1, 30, "the second chunk"
+        )
+        time.sleep(CHUNK_GAP)
+        send(settings, later)
+        wait_for(lambda: silent.request_id in breached(), 30, "the silent request's breach")
+        time.sleep(2)  # anything extra would show up now
+        found = breached()
+    finally:
+        worker.stop()
+    assert answered.request_id not in found, found[answered.request_id]
+    breach = found[silent.request_id]
+    assert breach.clock == "FIRST_RESPONSE"
+    due = silent.occurred_at + timedelta(hours=1)
+    assert abs(breach.due_at - due) < timedelta(milliseconds=1)  # milliseconds on the wire
+    # event time has not reached their deadlines yet, each on its own partition
+    assert later.request_id not in found
+    assert elsewhere.request_id not in found

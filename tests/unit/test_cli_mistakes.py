@@ -136,6 +136,16 @@ def test_a_bad_setting_is_one_line_naming_it(
     monkeypatch.delenv("SAMT124_PARTITIONS")
     monkeypatch.setenv("SAMT124_CLICKHOUSE_URL", "postgres://x")
     assert_usage_mistake(*run(capsys, "sql", "SELECT 1")[::2], "SAMT124_CLICKHOUSE_URL")
+    monkeypatch.setenv("SAMT124_CLICKHOUSE_URL", "clickhouse://u:secret@127.0.0.1:2,:3/x")
+    status, err = run(capsys, "sink")[::2]
+    assert_usage_mistake(status, err, "':3' in the ClickHouse URL is not a server")
+    assert "secret" not in err
+    replicas = "clickhouse://u:secret@127.0.0.1:2,127.0.0.1:3/x"
+    monkeypatch.setenv("SAMT124_CLICKHOUSE_URL", replicas)
+    assert_usage_mistake(*run(capsys, "sink")[::2], "SAMT124_CLICKHOUSE_CLUSTER")
+    status, err = run(capsys, "init", "--cluster", "samt124")[::2]  # a cluster: it connects
+    assert status == 1, err
+    assert "cannot reach Kafka" in err
 
 
 def test_debug_shows_the_traceback_of_a_mistake(capsys: pytest.CaptureFixture[str]) -> None:

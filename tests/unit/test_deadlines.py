@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.deadlines import DeadlineQueue
-from streams.stream_time import sla_now
+from streams.deadlines import DeadlineQueue, PartitionedDeadlines
+from streams.stream_time import CAUGHT_UP, LIVE_LAG, sla_now
 
 T0 = datetime(2025, 6, 1, tzinfo=UTC)
 
@@ -53,12 +53,62 @@ def test_pop_due_returns_exactly_the_due_requests_once(plan: list[tuple[int, int
 
 def test_live_traffic_uses_the_wall_clock() -> None:
     wall = at(1000)
-    assert sla_now(wall, at(990), caught_up=False) == wall
-    assert sla_now(wall, None, caught_up=False) == wall
+    assert sla_now(wall, at(990), idle=timedelta(0)) == wall
+    assert sla_now(wall, None, idle=timedelta(0)) == wall
 
 
 def test_a_replay_of_history_follows_event_time_until_caught_up() -> None:
     wall = at(10 * 86_400)
     watermark = at(3_600)
-    assert sla_now(wall, watermark, caught_up=False) == watermark
-    assert sla_now(wall, watermark, caught_up=True) == wall
+    assert sla_now(wall, watermark, idle=timedelta(0)) == watermark
+    assert sla_now(wall, watermark, idle=CAUGHT_UP) == wall
+
+
+def test_a_pause_in_a_replay_is_not_the_end_of_the_log() -> None:
+    """History paced in chunks (a slow broker, a busy machine) pauses for seconds between
+    them: the watermark still holds, so no deadline fires before the answer further down."""
+    wall = at(10 * 86_400)
+    watermark = at(3_600)
+    for pause in (2.5, 10, 30, 59):
+        assert sla_now(wall, watermark, idle=timedelta(seconds=pause)) == watermark
+
+
+@given(
+    st.floats(0, 3 * 86_400),  # when the last live message arrived
+    st.floats(0, LIVE_LAG.total_seconds()),  # how late it arrived after it occurred
+    st.floats(0, 86_400),  # the silence since
+)
+def test_live_traffic_never_waits_for_the_idle_window(
+    arrived: float, late: float, since: float
+) -> None:
+    """A live worker's watermark falls behind the wall clock as a silence lasts: the timers
+    keep the wall clock all along, the idle window or not."""
+    watermark, wall = at(arrived - late), at(arrived + since)
+    assert sla_now(wall, watermark, idle=timedelta(seconds=since)) == wall
+
+
+def test_a_worker_lagging_behind_live_traffic_follows_event_time() -> None:
+    wall = at(10_000)
+    watermark = at(10_000 - 300)  # five minutes behind when its last message came
+    assert sla_now(wall, watermark, idle=timedelta(0)) == watermark
+    assert sla_now(wall, watermark, idle=timedelta(seconds=30)) == watermark
+
+
+def test_each_partitions_requests_fall_due_at_that_partitions_instant() -> None:
+    """One partition of a replay read further than another: a deadline between the two fires
+    on the partition ahead only; the one behind may still read the answer."""
+    queues = PartitionedDeadlines(lambda request_id: int(request_id[0]))
+    queues.schedule("0-ahead", at(5_000))
+    queues.schedule("1-behind", at(5_000))
+    queues.schedule("1-early", at(1_000))
+    queues.schedule("1-gone", at(10))
+    queues.schedule("1-gone", None)
+    assert len(queues) == 3
+    instants = {0: at(7_200), 1: at(3_600)}
+    assert queues.pop_due(instants.__getitem__) == [
+        ("0-ahead", at(7_200)),
+        ("1-early", at(3_600)),
+    ]
+    assert queues.pop_due({0: at(9_999), 1: at(4_999)}.__getitem__) == []
+    assert queues.pop_due({0: at(9_999), 1: at(5_000)}.__getitem__) == [("1-behind", at(5_000))]
+    assert len(queues) == 0

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from consumers.analytics.clocks import ClockAt, fold
+from consumers.analytics.clocks import Breach, ClockAt, breaches, fold
 from consumers.analytics.reports import (
     QUERIES,
     REPORTS,
     ReportParams,
     closures_sql,
     delegation_sql,
-    heatmap_sql,
     holder_at,
     instant_label,
     month_label,
@@ -21,6 +20,7 @@ from consumers.analytics.reports import (
     parse_since,
     volume_sql,
     week_label,
+    week_of,
 )
 from samt124.arguments import as_of
 from samt124.commands.consumers import render
@@ -49,8 +49,12 @@ def test_province_codes_are_quoted() -> None:
 
 
 def test_heatmap_weeks_follow_the_calendar() -> None:
-    assert "jalali_week" in heatmap_sql("db", ReportParams(calendar="jalali"))
-    assert "toISOWeek" in heatmap_sql("db", ReportParams(calendar="gregorian"))
+    # Friday 20 Sept 2024 21:00 UTC is Saturday 00:30, 31 Shahrivar 1403, in Tehran
+    t = datetime(2024, 9, 20, 21, 0, tzinfo=UTC)
+    assert week_of(t, JALALI) == (1403, 28)
+    assert week_of(t - timedelta(hours=1), JALALI) == (1403, 27)  # Friday in Tehran
+    assert week_label(1403, 28, JALALI) == "1403-W28 from 1403-06-31"
+    assert week_of(t, GREGORIAN) == (2024, 38)  # Saturday: still the ISO week from Monday 16th
 
 
 def test_every_report_reads_only_the_facts_known_at_its_instant() -> None:
@@ -67,13 +71,20 @@ OPEN = Calendar(parse_config(always_open("unit")))
 
 
 def row(
-    cycle: int, target_h: int, elapsed_h: int, since_h: int | None, at_h: int
+    cycle: int,
+    target_h: int,
+    elapsed_h: int,
+    since_h: int | None,
+    at_h: int,
+    *,
+    stopped: bool = False,
+    province: str = "IR-23",
 ) -> tuple[object, ...]:
     """A deadlines row of one resolution clock (times in hours from the epoch)."""
     since = 0 if since_h is None else since_h * 3_600_000
     return (
         "r", "RESOLUTION", cycle, target_h * HOUR, elapsed_h * HOUR,
-        int(since_h is not None), since, 0, "IR-23", at_h * 3_600_000,
+        int(since_h is not None), since, int(stopped), province, at_h * 3_600_000,
     )  # fmt: skip
 
 
@@ -106,6 +117,38 @@ def test_a_new_cycle_has_a_deadline_of_its_own() -> None:
 def test_a_paused_clock_below_its_target_is_not_overdue() -> None:
     rows = [row(1, 10, 0, 0, 0), row(1, 10, 4, None, 4)]
     assert fold(rows, OPEN)["r"]["resolution"].overdue(1_000 * HOUR, OPEN) is None
+
+
+def breach(cycle: int, due_h: int, province: str = "IR-23") -> Breach:
+    return Breach("r", "resolution", cycle, province, due_h * HOUR)
+
+
+def test_a_breach_is_a_cycle_whose_deadline_passed_before_it_stopped() -> None:
+    on_time = [row(1, 10, 0, 0, 0), row(1, 10, 8, None, 8, stopped=True)]
+    assert breaches(on_time, OPEN, 1_000 * HOUR) == []
+    late = [row(1, 10, 0, 0, 0), row(1, 10, 12, None, 12, stopped=True)]
+    assert breaches(late, OPEN, 11 * HOUR) == [breach(1, 10)]
+    assert breaches(late[:1], OPEN, 10 * HOUR) == [breach(1, 10)]
+    assert breaches(late[:1], OPEN, 10 * HOUR - 1) == []  # not yet at that instant
+
+
+def test_each_cycle_breaches_once_in_the_province_holding_it_at_its_deadline() -> None:
+    rows = [
+        row(1, 10, 0, 0, 0),
+        row(1, 10, 11, 11, 11, province="IR-30"),  # handed over after its deadline
+        row(1, 10, 12, None, 12, stopped=True),
+        row(2, 5, 0, 20, 20, province="IR-30"),  # reopened
+        row(2, 5, 3, 23, 23, province="IR-30"),  # resumed: the same deadline
+    ]
+    assert breaches(rows, OPEN, 24 * HOUR) == [breach(1, 10)]
+    assert breaches(rows, OPEN, 100 * HOUR) == [breach(1, 10), breach(2, 25, "IR-30")]
+
+
+def test_a_cycle_ended_before_its_target_or_paused_below_it_is_no_breach() -> None:
+    rows = [row(1, 10, 0, 0, 0), row(2, 120, 0, 9, 9)]  # out of the remit at 9 h
+    assert breaches(rows, OPEN, 100 * HOUR) == []
+    paused = [row(1, 10, 0, 0, 0), row(1, 10, 4, None, 4)]
+    assert breaches(paused, OPEN, 1_000 * HOUR) == []
 
 
 JALALI = ReportParams(calendar="jalali")

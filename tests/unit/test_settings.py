@@ -59,6 +59,47 @@ def test_a_url_samt124_cannot_use_is_refused_saying_why(url: str, message: str) 
         parse_clickhouse_url(url)
 
 
+def test_replicas_of_a_cluster_are_named_with_commas_the_first_first() -> None:
+    target = parse_clickhouse_url(
+        "clickhouse://writer:s%3Acret@ch-1:9001,ch-2,[fd00::3]:9003/analytics"
+    )
+    assert (target.host, target.port) == ("ch-1", 9001)
+    assert target.alt_hosts == (("ch-2", 9000), ("fd00::3", 9003))
+    assert target.addresses == [("ch-1", 9001), ("ch-2", 9000), ("fd00::3", 9003)]
+    assert (target.user, target.password.get_secret_value()) == ("writer", "s:cret")
+    assert target.database == "analytics"
+    described = target.describe()
+    assert described == "clickhouse://writer@ch-1:9001,ch-2:9000,[fd00::3]:9003/analytics"
+    assert "s:cret" not in repr(target)
+    secure = parse_clickhouse_url("clickhouses://u@ch-1,ch-2/db?verify=false")
+    assert secure.addresses == [("ch-1", 9440), ("ch-2", 9440)]
+
+
+def test_several_servers_are_replicas_of_the_cluster_the_settings_name() -> None:
+    url = "clickhouse://u:secret@ch-1:9000,ch-2:9000/db"
+    target = Settings(clickhouse_url=url, clickhouse_cluster="samt124").clickhouse
+    assert (target.cluster, target.addresses) == ("samt124", [("ch-1", 9000), ("ch-2", 9000)])
+    with pytest.raises(ValueError, match="names 2 servers: they are replicas") as refused:
+        Settings(clickhouse_url=url, clickhouse_cluster=None).clickhouse  # noqa: B018
+    assert "secret" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("clickhouse://ch-1:9000,,ch-2/db", "'' in the ClickHouse URL is not a server"),
+        ("clickhouse://ch-1:9000,ch-2:x/db", "'ch-2:x' in the ClickHouse URL is not a server"),
+        ("clickhouse://ch-1:70000/db", "'ch-1:70000' in the ClickHouse URL is not a server"),
+        ("clickhouse://ch-1:/db", "'ch-1:' in the ClickHouse URL is not a server"),
+        ("clickhouse://u:p@ch-1:9000,ch-1:9000/db", "names ch-1:9000 twice"),
+    ],
+)
+def test_a_server_list_samt124_cannot_use_is_refused_saying_why(url: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as refused:
+        parse_clickhouse_url(url)
+    assert ":p@" not in str(refused.value)
+
+
 def test_no_url_means_the_embedded_engine_in_the_home_directory(tmp_path: Path) -> None:
     target = Settings(home=tmp_path, clickhouse_url=None).clickhouse
     assert (target.engine, target.path) == ("chdb", tmp_path / "chdb")
