@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import open311
 from api.keys import Caller, KeyStore
+from api.metrics import ApiMetrics
 from api.open311 import BadInput
 from api.view import ACTIONS as ACTION_EVENTS
 from api.view import Row, Submission, View, fact_of
@@ -93,6 +94,7 @@ class Services:
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     max_body: int = MAX_BODY
     follower_stats: Callable[[], dict[str, Any]] | None = None  # what following has cost
+    metrics: ApiMetrics | None = None  # served on --metrics HOST:PORT when asked
 
 
 def create_app(services: Services, *, lifespan: Any = None) -> FastAPI:
@@ -477,10 +479,17 @@ async def _publish(services: Services, event: Event) -> bool:
     try:
         await asyncio.wait_for(asyncio.shield(done), CONFIRM_SECONDS)
     except TimeoutError:
+        _count_published(services, "on_its_way")
         return False
     except Exception as error:
         raise Problem(503, f"Kafka did not take the event: {type(error).__name__}") from error
+    _count_published(services, "confirmed")
     return True
+
+
+def _count_published(services: Services, outcome: str) -> None:
+    if services.metrics is not None:
+        services.metrics.published.labels(outcome).inc()
 
 
 def _settle(done: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:

@@ -8,18 +8,24 @@ from typing import Any
 
 from api.app import Services, create_app
 from api.keys import KeyStore
+from api.metrics import ApiMetrics
 from api.view import Follower, View
 from producers.publisher import Publisher
+from samt124 import metrics
 from samt124.settings import Settings
 from streams.pipeline import Pipeline
 
 
-def build(settings: Settings) -> Any:
-    """The ASGI app on these settings: it connects to Kafka when it starts serving."""
+def build(settings: Settings, *, measured: bool = False) -> tuple[Any, Services]:
+    """The ASGI app on these settings (it connects to Kafka when it starts serving) and what its
+    handlers use. ``measured``: requests, publications and the view are counted in
+    ``services.metrics``."""
     view = View(Pipeline.load(settings))
     services = Services(
         KeyStore(settings.api_keys_path), view, None, max_body=settings.api_max_body
     )
+    if measured:
+        services.metrics = ApiMetrics(view, lambda: _follower_records(services))
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
@@ -36,14 +42,26 @@ def build(settings: Settings) -> Any:
             services.publisher = None
             publisher.close()
 
-    return create_app(services, lifespan=lifespan)
+    app = create_app(services, lifespan=lifespan)
+    return (app if services.metrics is None else services.metrics.wrap(app)), services
 
 
-def serve(settings: Settings, host: str, port: int) -> None:
+def _follower_records(services: Services) -> int:
+    stats = services.follower_stats() if services.follower_stats is not None else {}
+    return int(stats.get("records", 0))
+
+
+def serve(
+    settings: Settings, host: str, port: int, metrics_at: tuple[str, int] | None = None
+) -> None:
+    """Serve the API; with ``metrics_at``, its Prometheus metrics on ``http://HOST:PORT/metrics``."""
     import uvicorn
 
+    app, services = build(settings, measured=metrics_at is not None)
+    if metrics_at is not None and services.metrics is not None:
+        metrics.serve(metrics_at, services.metrics.registry, "API")
     uvicorn.run(
-        build(settings),
+        app,
         host=host,
         port=port,
         log_level="warning",

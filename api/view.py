@@ -131,6 +131,11 @@ class View:
         self._facts: dict[str, tuple[Fact, ...]] = {}  # request id -> its actions, latest last
         self.caught_up = threading.Event()
 
+    def size(self) -> tuple[int, int]:
+        """Requests whose state the view holds, and of them those open (in a queue)."""
+        with self._lock:
+            return len(self._states), len(self._rows)
+
     # -- writes ------------------------------------------------------------------------------
 
     def submitted(self, submission: Submission) -> None:

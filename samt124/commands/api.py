@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from samt124 import reach
+from samt124 import metrics, reach
 from samt124.errors import CommandError
 from samt124.settings import Settings
 
@@ -20,6 +20,13 @@ def register(commands: Any) -> None:
         "--listen",
         type=listen_address,
         help="HOST:PORT to listen on (SAMT124_API_LISTEN, 127.0.0.1:8124)",
+    )
+    api.add_argument(
+        "--metrics",
+        type=metrics.address,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics"
+        " (SAMT124_METRICS_HOST, SAMT124_METRICS_PORT; default: none)",
     )
     api.set_defaults(handler=cmd_api)
 
@@ -58,7 +65,7 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     from api.server import serve
 
     print(f"samt124 api: http://{host}:{port}/open311/v2/ (OpenAPI: /openapi.json)", flush=True)
-    serve(settings, host, port)
+    serve(settings, host, port, metrics.where(args.metrics, settings))
     return 0
 
 

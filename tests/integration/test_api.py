@@ -10,7 +10,7 @@ import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,10 +56,28 @@ class Stack:
     keys: dict[str, str]
     worker: Process
     api: Process
+    metrics_url: str
+    seen: Counter[tuple[str, int]] = field(default_factory=Counter)  # answers clients got
 
     def client(self, who: str | None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.keys[who]}"} if who else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+        return httpx.Client(
+            base_url=self.url, headers=headers, timeout=30, event_hooks={"response": [self._saw]}
+        )
+
+    def _saw(self, response: httpx.Response) -> None:
+        self.seen[response.request.method, response.status_code] += 1
+
+    def scrape(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """The API's metrics now: (sample name, labels) -> value."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        text = httpx.get(self.metrics_url, timeout=10).text
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
 
     def intake(self) -> list[Any]:
         return decoded(read_topics(self.settings, [Topics(self.settings.topic_namespace).intake]))
@@ -77,8 +95,16 @@ def stack(settings: Settings, tmp_path: Path) -> Iterator[Stack]:
         "hq": store.add("hq", "ministry")[1],
     }
     worker = start(settings, "worker", log=tmp_path / "worker.log")
-    port = free_port()
-    api = start(settings, "api", "--listen", f"127.0.0.1:{port}", log=tmp_path / "api.log")
+    port, metrics_port = free_port(), free_port()
+    api = start(
+        settings,
+        "api",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--metrics",
+        f"127.0.0.1:{metrics_port}",
+        log=tmp_path / "api.log",
+    )
     url = f"http://127.0.0.1:{port}"
     try:
 
@@ -89,7 +115,7 @@ def stack(settings: Settings, tmp_path: Path) -> Iterator[Stack]:
                 return False
 
         wait_for(ready, 120, "the API to follow the worker's states")
-        yield Stack(settings, url, keys, worker, api)
+        yield Stack(settings, url, keys, worker, api, f"http://127.0.0.1:{metrics_port}/metrics")
     finally:
         api.stop()
         worker.stop()
@@ -351,6 +377,7 @@ def test_a_body_works_its_queue_to_resolution_with_the_clock_paused_for_the_appl
 
 
 def test_wrong_keys_and_bad_input_are_refused_and_nothing_is_published(stack: Stack) -> None:
+    metrics_before = stack.scrape()
     with stack.client("portal") as portal:
         accepted = post(portal).json()[0]["service_request_id"]
     wait_status(stack, "tehran", accepted, "referred")
@@ -426,6 +453,36 @@ def test_wrong_keys_and_bad_input_are_refused_and_nothing_is_published(stack: St
         assert xml_error.findtext("error/code") == "400"
     time.sleep(1)
     assert len(stack.intake()) == before  # nothing of the above was published
+    _metrics_count_what_the_clients_saw(stack, metrics_before, published=1)
+
+
+def _metrics_count_what_the_clients_saw(
+    stack: Stack, before: dict[tuple[str, tuple[tuple[str, str], ...]], float], published: int
+) -> None:
+    """The API's metrics, scraped before and after, count each answer the clients got (by
+    method and status), time each, and count the events that reached the intake."""
+    after = stack.scrape()
+
+    def grown(name: str, **only: str) -> Counter[tuple[str, ...]]:
+        found: Counter[tuple[str, ...]] = Counter()
+        for (sample, labels), value in after.items():
+            given = dict(labels)
+            if sample == name and all(given.get(k) == v for k, v in only.items()):
+                change = value - before.get((sample, labels), 0.0)
+                if change:
+                    found[tuple(v for k, v in labels if k in ("method", "status"))] += int(change)
+        return found
+
+    answers = grown("samt124_api_requests_total")
+    expected = Counter({(method, str(status)): n for (method, status), n in stack.seen.items()})
+    assert answers == expected
+    timed = grown("samt124_api_request_duration_seconds_count")
+    assert sum(timed.values()) == sum(expected.values())
+    assert grown("samt124_api_events_published_total", outcome="confirmed") == Counter(
+        {(): published}
+    )
+    assert after["samt124_api_view_caught_up", ()] == 1.0
+    assert after["samt124_api_view_requests", ()] >= 1
 
 
 def test_the_worker_dead_letters_an_action_published_straight_to_kafka_by_another_body(

@@ -295,9 +295,11 @@ def test_provisioning_fits_compose_and_prometheus() -> None:
 
     config = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    assert set(jobs) == {"samt124-worker", "samt124-sink", "samt124-lag"}
+    assert set(jobs) == {"samt124-worker", "samt124-sink", "samt124-api", "samt124-lag"}
     port = services["worker"]["environment"]["SAMT124_METRICS_PORT"]
     assert services["sink"]["environment"]["SAMT124_METRICS_PORT"] == port
+    assert services["api"]["environment"]["SAMT124_METRICS_PORT"] == port
+    assert jobs["samt124-api"]["static_configs"][0]["targets"] == [f"api:{port}"]
     assert jobs["samt124-worker"]["dns_sd_configs"][0]["port"] == int(port)
     assert jobs["samt124-sink"]["static_configs"][0]["targets"] == [f"sink:{port}"]
     assert jobs["samt124-lag"]["static_configs"][0]["targets"] == ["lag-exporter:9308"]
