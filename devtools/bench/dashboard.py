@@ -1,12 +1,13 @@
 """The dashboard's refresh cost: statements and milliseconds per refresh over stored events.
 
 The events are stored straight into ClickHouse with the sink's own mapping (``build_batch``,
-``store``), not through Kafka and the worker, so that a million of them load in minutes: the
-simulator's lifecycles, the ``RequestReferred`` the router derives for each new request (to the
-body :func:`samt124.domain.routing.referral_bodies` names), and the ``SlaBreached`` facts the
-SLA clocks derive for a request not answered within 30 hours (first response) or not resolved
-within 60 hours (resolution) of its submission, clock time. A refresh is then read as the
-running dashboard reads it (:meth:`dashboard.reading.Snapshots.read`, Kafka left out).
+``store``), not through Kafka, so that a million of them load in minutes; but they are what the
+worker would have published: the simulator's lifecycles go through the worker's own decisions
+(:class:`streams.pipeline.Pipeline`, the referral rules, the SLA policies and calendars), in
+event time, and every message it would send (the province copies, referrals, the clocks'
+``SlaDeadlinesSet`` facts, the SLA warnings and breaches as they fall due) is stored. A refresh
+is then read as the running dashboard reads it (:meth:`dashboard.reading.Snapshots.read`, Kafka
+left out).
 """
 
 from __future__ import annotations
@@ -16,123 +17,82 @@ import itertools
 import statistics
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from devtools.bench import harness
 from devtools.bench.results import Section
-from samt124.domain.events import (
-    Event,
-    LetterRegistered,
-    RequestClosed,
-    RequestReferred,
-    RequestResolved,
-    RequestResponded,
-    RequestSubmitted,
-    SlaBreached,
-    derived_id,
-)
 from samt124.settings import Settings
 
 SEED = 124
-RESPONSE = timedelta(hours=30)
-RESOLUTION = timedelta(hours=60)
 CHUNK = 20_000
 REFRESHES = 4
 
 
-@dataclass
-class _Open:
-    province: str
-    body_id: str
-    responded: bool = False
-    done: bool = False
-
-
-def _kind(body_id: str) -> str:
-    prefix = body_id.partition(":")[0]
-    return {"khaneh-samt": "KHANEH_SAMT", "ministry": "OTHER_MINISTRY"}.get(
-        prefix, "SAMT_ORGANIZATION"
-    )
-
-
-def workload(count: int, start: datetime) -> Iterator[Event]:
-    """``count`` simulated events and the referrals and breaches derived from them (more than
-    ``count`` events in all: take as many as wanted)."""
+def workload(settings: Settings, count: int, start: datetime) -> Iterator[tuple[str, bytes]]:
+    """The messages (topic, value) the worker publishes for ``count`` simulated intake events
+    from ``start``: more than ``count`` in all, take as many as wanted."""
     from producers.simulator import simulate
+    from samt124.contract import wire
+    from samt124.domain.lifecycle import RequestState
     from samt124.domain.routing import referral_bodies
+    from samt124.kafka.topics import Topics, partition_of
+    from streams.pipeline import Pipeline, Where
 
-    body_for = referral_bodies()
-    requests: dict[str, _Open] = {}
-    due: list[tuple[datetime, str, str]] = []  # (due, clock, request id)
+    pipeline = Pipeline.load(settings)
+    intake = Topics(settings.topic_namespace).intake
+    states: dict[str, RequestState] = {}
+    scheduled: dict[str, datetime] = {}  # request id -> its next due (older heap entries stale)
+    queue: list[tuple[datetime, str]] = []
 
-    def fall_due(until: datetime) -> Iterator[Event]:
-        while due and due[0][0] <= until:
-            at, clock, request_id = heapq.heappop(due)
-            request = requests[request_id]
-            late = not request.done and (clock == "RESOLUTION" or not request.responded)
-            if late:
-                yield SlaBreached(
-                    event_id=derived_id("breach", request_id, clock, 1),
-                    request_id=request_id,
-                    occurred_at=at,
-                    recorded_at=at,
-                    source="samt124-sla",
-                    clock=clock,  # type: ignore[arg-type]
-                    cycle=1,
-                    due_at=at,
-                    body_id=request.body_id,
-                    province=request.province,
-                    policy_id="bench",
-                    policy_version="1",
-                )
+    def schedule(request_id: str, due: datetime | None) -> None:
+        if due is None:
+            scheduled.pop(request_id, None)
+            return
+        scheduled[request_id] = due
+        heapq.heappush(queue, (due, request_id))
 
-    for event in simulate(SEED, count, start, body_for=body_for):
+    def fall_due(until: datetime) -> Iterator[tuple[str, bytes]]:
+        while queue and queue[0][0] <= until:
+            at, request_id = heapq.heappop(queue)
+            if scheduled.get(request_id) != at:
+                continue
+            step = pipeline.due(states[request_id], at, at)
+            if step.state is not None:
+                states[request_id] = step.state
+            yield from ((out.topic, out.value) for out in step.outgoing)
+            schedule(request_id, step.due if step.due is None or step.due > at else None)
+
+    # actors as the referral rules name the holders: the worker refuses another body's action
+    for offset, event in enumerate(simulate(SEED, count, start, body_for=referral_bodies())):
         yield from fall_due(event.occurred_at)
-        yield event
-        if isinstance(event, RequestSubmitted | LetterRegistered):
-            body = body_for(event.province, event.category, event.occurred_at)
-            requests[event.request_id] = _Open(event.province, body)
-            at = event.occurred_at + timedelta(milliseconds=1)
-            yield RequestReferred(
-                event_id=derived_id("referred", event.event_id),
-                request_id=event.request_id,
-                occurred_at=at,
-                recorded_at=at,
-                source="samt124-router",
-                province=event.province,
-                body_id=body,
-                body_kind=_kind(body),  # type: ignore[arg-type]
-                rule_id="bench",
-                rules_version="bench",
-            )
-            heapq.heappush(due, (event.occurred_at + RESPONSE, "FIRST_RESPONSE", event.request_id))
-            heapq.heappush(due, (event.occurred_at + RESOLUTION, "RESOLUTION", event.request_id))
-        elif (request := requests.get(event.request_id)) is not None:
-            if isinstance(event, RequestResponded):
-                request.responded = True
-            elif isinstance(event, RequestResolved | RequestClosed):
-                request.done = True
+        key = wire.key(event)
+        where = Where(intake, partition_of(key, pipeline.partitions), offset)
+        state = states.get(event.request_id)
+        step = pipeline.on_intake(
+            state, key, wire.encode(event), wire.headers(event), where, event.occurred_at
+        )
+        if step.state is not None and not step.duplicate:
+            states[event.request_id] = step.state
+            schedule(event.request_id, step.due)
+        yield from ((out.topic, out.value) for out in step.outgoing)
 
 
-def load(settings: Settings, events: Iterable[Event]) -> int:
-    """Store the events as the sink would; how many were stored."""
+def load(settings: Settings, messages: Iterable[tuple[str, bytes]]) -> int:
+    """Store the messages as the sink would; how many were stored."""
     from consumers.clickhouse.engine import opened
     from consumers.clickhouse.migrations import migrate
     from consumers.sink.loader import Message, build_batch, store
     from consumers.sink.rows import Position
-    from samt124.contract.wire import encode
     from samt124.kafka.topics import Topics
 
     topics = Topics(settings.topic_namespace)
-    topic = topics.province("IR-23")
     stored = 0
     with opened(settings.clickhouse) as engine:
         migrate(engine)
         chunk: list[Message] = []
-        for event in events:
-            chunk.append(Message(Position(topic, 0, stored + len(chunk)), encode(event)))
+        for topic, value in messages:
+            chunk.append(Message(Position(topic, 0, stored + len(chunk)), value))
             if len(chunk) == CHUNK:
                 store(engine, build_batch(chunk, topics, datetime.now(UTC), b"bench"))
                 stored += len(chunk)
@@ -149,9 +109,11 @@ def measure_dashboard(base: Settings, server_url: str | None, count: int, work: 
     section = Section(
         "dashboard",
         "Dashboard refresh cost (statements and ms per refresh)",
-        f"{count:,} events (simulated lifecycles, plus the referrals and SLA breaches derived"
-        " from them: see `devtools/bench/dashboard.py`) are stored in the ClickHouse server with"
-        f" the sink's mapping; then {REFRESHES} refreshes are read one after the other as"
+        f"{count:,} messages the worker would publish for simulated lifecycles (the province"
+        " copies, referrals, the clocks' deadlines, SLA warnings and breaches, derived by the"
+        " worker's own decisions in event time: see `devtools/bench/dashboard.py`) are stored in"
+        f" the ClickHouse server with the sink's mapping; then {REFRESHES} refreshes are read one"
+        " after the other as"
         " `samt124 dashboard` reads them (`Snapshots.read`: the reports backlog, heatmap since"
         " today and since the week's start, sla by province and by body in Alborz, volume, the"
         " oldest overdue listing and the dead-letter count; Kafka left out). A refresh opens one"
@@ -165,11 +127,13 @@ def measure_dashboard(base: Settings, server_url: str | None, count: int, work: 
         base, "dash", clickhouse_url=server_url.rsplit("/", 1)[0] + "/bench_dashboard"
     )
     started = time.monotonic()
-    # the data ends about now: the simulator's ~2,000 requests a day make ~11,000 events a day
-    # with the derived referrals and breaches
-    events = workload(count, datetime.now(UTC) - timedelta(days=count / 11_000))
-    stored = load(settings, itertools.islice(events, count))
-    section.add("events stored", stored, "events", f"loaded in {time.monotonic() - started:.0f} s")
+    # the data ends about now: the simulator's ~2,000 requests a day make ~8,000 intake events
+    # a day, and the worker about two messages per intake event
+    messages = workload(settings, count, datetime.now(UTC) - timedelta(days=count / 16_000))
+    stored = load(settings, itertools.islice(messages, count))
+    section.add(
+        "messages stored", stored, "messages", f"loaded in {time.monotonic() - started:.0f} s"
+    )
     snapshots = Snapshots(settings, every=0.0, kafka=False)
     costs: list[tuple[int, float, int]] = []
     statements: dict[str, list[float]] = {}
