@@ -7,9 +7,9 @@ announced for Alborz and Tehran. Every batch is stored twice, so the reports als
 they count each event once. Durations are recomputed here in working time with the shared
 calendar and the announced closures, and compared exactly.
 
-The SLA and backlog reports compute which requests are past which deadline from the clocks the
-worker records (``SlaDeadlinesSet``), which this data does not have: they are checked against the
-real worker's output in ``test_reports_as_of.py``.
+The SLA, backlog and heatmap reports compute which requests are past which deadline from the
+clocks the worker records (``SlaDeadlinesSet``), which this data does not have: they are checked
+against the real worker's output in ``test_reports_as_of.py`` (the heatmap in both calendars).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
-import jdatetime
 import pytest
 
 from consumers.analytics.reports import ReportParams, run
@@ -450,26 +449,3 @@ def test_alborz_before_and_after_the_delegation(
     else:
         label = f"{local:%Y-%m-%d %H:%M}"
     assert {row["delegation_from"] for row in rows} == {label}
-
-
-@pytest.mark.parametrize("calendar_kind", ["jalali", "gregorian"])
-def test_heatmap(engine: Engine, events: list[Event], calendar_kind: str) -> None:
-    expected: Counter[tuple[str, str]] = Counter()
-    for event in events:
-        if isinstance(event, SlaBreached):
-            local = event.occurred_at.astimezone(TEHRAN).date()
-            if calendar_kind == "jalali":
-                day = jalali(event.occurred_at)
-                saturday = local - timedelta(days=(local.weekday() + 2) % 7)
-                start = jdatetime.date.fromgregorian(date=saturday).strftime("%Y-%m-%d")
-                week = f"{day.year}-W{day.week:02d} from {start}"
-            else:
-                iso = local.isocalendar()
-                monday = local - timedelta(days=local.weekday())
-                week = f"{iso.year}-W{iso.week:02d} from {monday.isoformat()}"
-            expected[(event.province, week)] += 1
-    got = {
-        (row["province"], row["week"]): row["breaches"]
-        for row in table(engine, "heatmap", calendar=calendar_kind)
-    }
-    assert got == dict(expected)

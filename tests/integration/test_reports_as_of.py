@@ -435,6 +435,19 @@ def expected_heatmap(requests: dict[str, Request], since: int | None) -> dict[tu
     return dict(cells)
 
 
+def expected_heatmap_gregorian(requests: dict[str, Request]) -> dict[tuple[str, str], int]:
+    """Breaches by province and ISO week of their deadline (Tehran's day), labelled
+    ``2024-W36 from 2024-09-02`` (the week's Monday)."""
+    cells: Counter[tuple[str, str]] = Counter()
+    for r in requests.values():
+        for province, deadline in r.breaches.values():
+            day = datetime.fromtimestamp(deadline / US, TZ).date()
+            iso = day.isocalendar()
+            monday = day - timedelta(days=day.weekday())
+            cells[(province, f"{iso.year}-W{iso.week:02d} from {monday.isoformat()}")] += 1
+    return dict(cells)
+
+
 def nearest_rank_hours(values: list[int], level: float) -> float | None:
     if not values:
         return None
@@ -597,6 +610,7 @@ def compare_at(url: str, events: list[Event], as_of: datetime) -> dict[str, int]
             window: table(engine, "heatmap", replace(params, since=window))
             for window in (None, since)
         }
+        heatmap_gregorian = table(engine, "heatmap", replace(params, calendar="gregorian"))
         tables = {
             name: html_report.Table.of(*run(engine, name, params))
             for name in ("sla", "backlog", "durations", "heatmap")
@@ -645,6 +659,8 @@ def compare_at(url: str, events: list[Event], as_of: datetime) -> dict[str, int]
         want_heat = expected_heatmap(requests, None if window is None else _us(window))
         got_heat = {(r["province"], str(r["week"]).split(" from ")[1]): r["breaches"] for r in rows}
         assert got_heat == want_heat, window
+    got_gregorian = {(r["province"], r["week"]): r["breaches"] for r in heatmap_gregorian}
+    assert got_gregorian == expected_heatmap_gregorian(requests)
     breaches = sum(len(r.breaches) for r in requests.values())
     recent = sum(expected_heatmap(requests, _us(since)).values())
 
