@@ -88,6 +88,7 @@ def test_worker_and_sink_metrics_count_what_was_published_and_stored(
             lambda: (
                 (s := scrape(worker_port))
                 and value(s, "samt124_worker_intake_messages_total") == published
+                and value(s, "samt124_worker_open_requests") == REQUESTS  # set after the batch
                 and s
             ),
             30,
@@ -103,7 +104,16 @@ def test_worker_and_sink_metrics_count_what_was_published_and_stored(
         assert value(w, "samt124_worker_batch_duration_seconds_count", agent="route") >= 1
         assert value(w, "samt124_worker_last_intake_timestamp_seconds") > 0
 
-        s = scrape(sink_port)
+        # the clocks' deadlines may come in a batch after the events: counted once it is stored
+        s = wait_for(
+            lambda: (
+                (s := scrape(sink_port))
+                and value(s, "samt124_sink_messages_total") >= 3 * REQUESTS + 3
+                and s
+            ),
+            60,
+            "the sink's counters",
+        )
         assert value(s, "samt124_sink_rows_stored_total", table="events") == 2 * REQUESTS
         assert value(s, "samt124_sink_rows_stored_total", table="dead_letters") == 3
         assert value(s, "samt124_sink_rows_stored_total", table="sla_events") == 0
