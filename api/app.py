@@ -31,7 +31,7 @@ from api.keys import Caller, KeyStore
 from api.metrics import ApiMetrics
 from api.open311 import BadInput
 from api.view import ACTIONS as ACTION_EVENTS
-from api.view import Row, Submission, View, fact_of
+from api.view import Row, Submission, View, fact_of, submission_of
 from producers.publisher import Publisher
 from samt124.domain.catalogue import CATALOGUE
 from samt124.domain.events import (
@@ -465,7 +465,7 @@ async def _publish(services: Services, event: Event) -> bool:
 
     def confirmed(metadata: Any) -> None:
         if isinstance(event, RequestSubmitted):
-            services.view.submitted(_submission_of(event))
+            services.view.submitted(submission_of(event))
         elif type(event).__name__ in ACTION_EVENTS:  # shown once the worker takes it in
             services.view.acted(event.request_id, fact_of(event))
         loop.call_soon_threadsafe(_settle, done, metadata, None)
@@ -499,12 +499,6 @@ def _settle(done: asyncio.Future[Any], value: Any, error: BaseException | None) 
         done.set_exception(error)
     else:
         done.set_result(value)
-
-
-def _submission_of(event: RequestSubmitted) -> Submission:
-    from api.view import submission_of
-
-    return submission_of(event)
 
 
 def _may_read(caller: Caller, state: RequestState | None, sub: Submission | None) -> bool:
