@@ -61,7 +61,7 @@ def workload(settings: Settings, count: int, start: datetime) -> Iterator[tuple[
             if step.state is not None:
                 states[request_id] = step.state
             yield from ((out.topic, out.value) for out in step.outgoing)
-            schedule(request_id, step.due if step.due is None or step.due > at else None)
+            schedule(request_id, step.due if step.due is not None and step.due > at else None)
 
     # actors as the referral rules name the holders: the worker refuses another body's action
     for offset, event in enumerate(simulate(SEED, count, start, body_for=referral_bodies())):
