@@ -208,9 +208,16 @@ class Settings(BaseSettings):
         default=1,
         ge=1,
         le=9,
-        description="ClickHouse servers of the local cluster (`samt124 local up"
-        " --clickhouse-replicas N`): one shard, N replicas, ZooKeeper for coordination; server n"
-        " listens on local_clickhouse_port + 10(n-1).",
+        description="ClickHouse servers in each shard of the local cluster (`samt124 local up"
+        " --clickhouse-replicas N`): N replicas, ZooKeeper for coordination; server n (shard by"
+        " shard) listens on local_clickhouse_port + 10(n-1).",
+    )
+    local_clickhouse_shards: int = Field(
+        default=1,
+        ge=1,
+        le=9,
+        description="Shards of the local ClickHouse cluster (`samt124 local up"
+        " --clickhouse-shards N`), each of local_clickhouse_replicas servers.",
     )
     local_zookeeper_port: int = 2181
     kafka_version: str = "4.1.1"

@@ -113,7 +113,13 @@ class ServerEngine:
     def __init__(self, target: ClickHouseTarget, *, readonly: bool = False) -> None:
         from clickhouse_driver import Client
 
-        settings: dict[str, Any] = {"readonly": 1} if readonly else {}
+        settings: dict[str, Any] = {}
+        if target.cluster is not None:
+            # on several shards, an IN or JOIN subquery over a Distributed table is read from
+            # the whole cluster once and sent to every shard (GLOBAL IN), as on one server
+            settings["distributed_product_mode"] = "global"
+        if readonly:
+            settings["readonly"] = 1
         self._database = target.database
         self._secure = target.secure
         self._first: Address = (target.host, target.port)

@@ -8,6 +8,7 @@ placeholders ``{db}`` and ``{dedup}`` are described atop ``001_events.sql``.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.resources import files
@@ -27,22 +28,33 @@ class Migration:
     sql: str
 
     def statements(
-        self, database: str, *, dedup_tokens: bool, cluster: str | None = None
+        self,
+        database: str,
+        *,
+        dedup_tokens: bool,
+        cluster: str | None = None,
+        earlier: Sequence[Migration] = (),
     ) -> list[str]:
         """The statements for ``database``; with ``cluster``, rendered for that ClickHouse
-        cluster (:mod:`consumers.clickhouse.cluster`)."""
+        cluster (:mod:`consumers.clickhouse.cluster`), knowing what the ``earlier`` migrations
+        created."""
         dedup = (
             f"SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}"
             if dedup_tokens and cluster is None
             else ""
         )
+        parts = self.parts()
+        if cluster is not None:
+            before = [part for migration in earlier for part in migration.parts()]
+            parts = on_cluster.render(parts, cluster, before)
+        return [part.replace("{db}", database).replace("{dedup}", dedup) for part in parts]
+
+    def parts(self) -> list[str]:
+        """The statements as written, comments left out, placeholders not filled in."""
         body = "\n".join(
             line for line in self.sql.splitlines() if not line.lstrip().startswith("--")
         )
-        parts = [part.strip() for part in re.split(r";\s*$", body, flags=re.M) if part.strip()]
-        if cluster is not None:
-            parts = on_cluster.render(parts, cluster)
-        return [part.replace("{db}", database).replace("{dedup}", dedup) for part in parts]
+        return [part.strip() for part in re.split(r";\s*$", body, flags=re.M) if part.strip()]
 
 
 def available() -> list[Migration]:
@@ -83,10 +95,14 @@ def migrate(engine: Engine, cluster: str | None = None) -> list[Migration]:
     done = applied(engine)
     tokens = supports_dedup_token(engine)
     newly = []
-    for migration in available():
+    every = available()
+    for index, migration in enumerate(every):
         if migration.version in done:
             continue
-        for statement in migration.statements(db, dedup_tokens=tokens, cluster=cluster):
+        statements = migration.statements(
+            db, dedup_tokens=tokens, cluster=cluster, earlier=every[:index]
+        )
+        for statement in statements:
             engine.execute(statement)
         row = (migration.version, migration.name, datetime.now(UTC))
         engine.insert("schema_migrations", ("version", "name", "applied_at"), [row], None)

@@ -30,8 +30,15 @@ def register(commands: Any) -> None:
             sub.add_argument(
                 "--clickhouse-replicas",
                 type=_replica_count,
-                help="a local ClickHouse cluster of N servers (one shard, N replicas) with"
+                help="a local ClickHouse cluster: each shard has N servers (replicas), with"
                 " ZooKeeper (SAMT124_LOCAL_CLICKHOUSE_REPLICAS, 1); then `init --cluster samt124`",
+            )
+            sub.add_argument(
+                "--clickhouse-shards",
+                type=_shard_count,
+                help="a local ClickHouse cluster of N shards, each of --clickhouse-replicas"
+                " servers; rows go to the shard their request id names"
+                " (SAMT124_LOCAL_CLICKHOUSE_SHARDS, 1)",
             )
         if name != "status":
             sub.add_argument(
@@ -64,6 +71,16 @@ def _replica_count(text: str) -> int:
     return count
 
 
+def _shard_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number of shards, 1 to 9, not {text!r}") from None
+    if not 1 <= count <= 9:
+        raise argparse.ArgumentTypeError(f"a number of shards, 1 to 9, not {count}")
+    return count
+
+
 def _local_services(args: argparse.Namespace) -> tuple[str, ...]:
     chosen: tuple[str, ...] = tuple(args.services) or SERVICES
     return chosen
@@ -89,7 +106,10 @@ def cmd_local_up(args: argparse.Namespace, settings: Settings) -> int:
         settings = settings.model_copy(
             update={"local_clickhouse_replicas": args.clickhouse_replicas}
         )
-    if "clickhouse" in services and settings.local_clickhouse_replicas > 1:
+    if args.clickhouse_shards is not None:
+        settings = settings.model_copy(update={"local_clickhouse_shards": args.clickhouse_shards})
+    clustered = settings.local_clickhouse_replicas * settings.local_clickhouse_shards > 1
+    if "clickhouse" in services and clustered:
         _clickhouse_cluster_up(settings)
     elif "clickhouse" in services:
         server = clickhouse.up(settings)
@@ -128,7 +148,8 @@ def _clickhouse_cluster_up(settings: Settings) -> None:
     every = clickhouse_cluster.up(settings)
     print(f"zookeeper   running  127.0.0.1:{settings.local_zookeeper_port}")
     for node in every:
-        print(f"clickhouse-{node.number} running  pid {node.pid}  {node.url()}")
+        where = f"pid {node.pid}  {node.url()}  shard {node.shard:02d}"
+        print(f"clickhouse-{node.number} running  {where}")
     print(
         f"            cluster {clickhouse_cluster.CLUSTER}: `samt124 --clickhouse-url"
         f" {every[0].url()} init --cluster {clickhouse_cluster.CLUSTER}`"
@@ -169,7 +190,8 @@ def cmd_local_status(args: argparse.Namespace, settings: Settings) -> int:
     for server_node in clickhouse_cluster.known_nodes(settings):
         pid = server_node.pid
         at = server_node.url()
-        print(f"clickhouse-{server_node.number} " + (f"running  pid {pid}  {at}" if pid else at))
+        state = f"running  pid {pid}  {at}" if pid else f"stopped  {at}"
+        print(f"clickhouse-{server_node.number} {state}  shard {server_node.shard:02d}")
     server = clickhouse.status(settings)
     where = f"pid {server.pid}  {server.url}" if server.running else "-"
     print(f"clickhouse  {'running' if server.running else 'stopped':8} {where}")

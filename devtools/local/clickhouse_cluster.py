@@ -1,10 +1,11 @@
 """A local ClickHouse cluster: several servers from Debian's ``clickhouse-server`` package with
 coordination by Debian's ``zookeeper`` (ClickHouse 18.16 replicates through ZooKeeper).
 
-One shard with ``local_clickhouse_replicas`` replicas, named ``samt124`` in every server's
-``remote_servers``; node ``n`` (from 1) listens on ``local_clickhouse_port + 10(n-1)`` (native),
-``local_clickhouse_http_port + 10(n-1)`` (HTTP) and ``local_clickhouse_port + 10(n-1) + 9``
-(replication), with the macros ``{shard}`` = 01 and ``{replica}`` = ``node-n``. ZooKeeper runs
+``local_clickhouse_shards`` shards (1 unless asked) of ``local_clickhouse_replicas`` replicas
+each, named ``samt124`` in every server's ``remote_servers``; node ``n`` (from 1, shard by shard)
+listens on ``local_clickhouse_port + 10(n-1)`` (native), ``local_clickhouse_http_port + 10(n-1)``
+(HTTP) and ``local_clickhouse_port + 10(n-1) + 9`` (replication), with the macros ``{shard}``
+(01, 02, ...) and ``{replica}`` = ``node-n``. ZooKeeper runs
 standalone on ``local_zookeeper_port``. Everything lives under ``<home>/clickhouse-cluster``.
 ``samt124 init --cluster samt124`` then creates the schema on every node.
 """
@@ -34,6 +35,7 @@ NO_ZOOKEEPER = (
 @dataclass(frozen=True)
 class Node:
     number: int
+    shard: int
     port: int
     http_port: int
     interserver_port: int
@@ -53,15 +55,17 @@ def root(settings: Settings) -> Path:
 
 def nodes(settings: Settings) -> list[Node]:
     base = root(settings)
+    replicas = settings.local_clickhouse_replicas
     return [
         Node(
             number,
+            (number - 1) // replicas + 1,
             settings.local_clickhouse_port + 10 * (number - 1),
             settings.local_clickhouse_http_port + 10 * (number - 1),
             settings.local_clickhouse_port + 10 * (number - 1) + 9,
             Daemon(f"clickhouse-{number}", base / f"node-{number}", marker="clickhouse"),
         )
-        for number in range(1, settings.local_clickhouse_replicas + 1)
+        for number in range(1, settings.local_clickhouse_shards * replicas + 1)
     ]
 
 
@@ -69,8 +73,15 @@ def known_nodes(settings: Settings) -> list[Node]:
     made = root(settings) / "nodes"
     if not made.exists():
         return []
-    count = int(made.read_text().strip())
-    return nodes(settings.model_copy(update={"local_clickhouse_replicas": count}))
+    count, shards = _made(made.read_text())
+    layout = {"local_clickhouse_replicas": count // shards, "local_clickhouse_shards": shards}
+    return nodes(settings.model_copy(update=layout))
+
+
+def _made(text: str) -> tuple[int, int]:
+    """The servers and shards a cluster was made with (``"4 2"``; ``"2"``: one shard)."""
+    count, _, shards = text.strip().partition(" ")
+    return int(count), int(shards or 1)
 
 
 def zookeeper(settings: Settings) -> Daemon:
@@ -168,15 +179,21 @@ def _config(settings: Settings, node: Node, every: list[Node]) -> Path:
     for sub in ("tmp", "user_files", "format_schemas"):
         (data / sub).mkdir(parents=True, exist_ok=True)
     (directory / "logs").mkdir(exist_ok=True)
-    replicas = "".join(
-        f"<replica><host>127.0.0.1</host><port>{other.port}</port></replica>" for other in every
+    shards = "".join(
+        "<shard><internal_replication>true</internal_replication>"
+        + "".join(
+            f"<replica><host>127.0.0.1</host><port>{other.port}</port></replica>"
+            for other in every
+            if other.shard == shard
+        )
+        + "</shard>"
+        for shard in sorted({other.shard for other in every})
     )
     cluster = (
-        f"  <remote_servers><{CLUSTER}><shard><internal_replication>true</internal_replication>"
-        f"{replicas}</shard></{CLUSTER}></remote_servers>\n"
+        f"  <remote_servers><{CLUSTER}>{shards}</{CLUSTER}></remote_servers>\n"
         f"  <zookeeper><node><host>127.0.0.1</host><port>{settings.local_zookeeper_port}</port>"
         "</node><session_timeout_ms>10000</session_timeout_ms></zookeeper>\n"
-        f"  <macros><shard>01</shard><replica>node-{node.number}</replica></macros>\n"
+        f"  <macros><shard>{node.shard:02d}</shard><replica>node-{node.number}</replica></macros>\n"
         f"  <interserver_http_port>{node.interserver_port}</interserver_http_port>\n"
         "  <interserver_http_host>127.0.0.1</interserver_http_host>\n"
         "  <distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>\n"
@@ -210,14 +227,16 @@ def up(settings: Settings, timeout: float = 120.0) -> list[Node]:
     base = root(settings)
     with file_lock(base / ".lock"):
         made = base / "nodes"
-        if made.exists() and int(made.read_text().strip()) != len(every):
+        shards = settings.local_clickhouse_shards
+        if made.exists() and _made(made.read_text()) != (len(every), shards):
+            count, were = _made(made.read_text())
             raise LocalServiceError(
-                f"the local ClickHouse cluster in {base} was made with"
-                f" {made.read_text().strip()} servers, not {len(every)}: `samt124 local down`"
-                f" and remove {base} to make another"
+                f"the local ClickHouse cluster in {base} was made with {count} servers in"
+                f" {were} shard(s), not {len(every)} in {shards}: `samt124 local down` and"
+                f" remove {base} to make another"
             )
         _zookeeper_up(settings)
-        made.write_text(str(len(every)))
+        made.write_text(f"{len(every)} {shards}")
         for node in every:
             process = _start(settings, node, every)
 

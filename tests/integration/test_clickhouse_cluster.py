@@ -1,12 +1,13 @@
-"""The analytics schema on a ClickHouse cluster (`samt124 init --cluster`): two servers from
-Debian's package, one shard and two replicas, ZooKeeper from Debian's package.
+"""The analytics schema on a ClickHouse cluster (`samt124 init --cluster`): servers from
+Debian's package, ZooKeeper from Debian's package; one shard of two replicas, and two shards of
+two replicas each.
 
-The same events, each batch stored twice as a retrying sink would, give the same reports on the
-cluster as on one server, and each event is counted once on either replica. The sink, pointed at
-both replicas, goes on loading on the second while the first is SIGKILLed for 30 s, a batch cut
-in the middle by the kill included; the first comes back in step, and every event is there
-exactly once on each.
-"""
+The same events, each batch stored twice as a retrying sink would, give the same reports on
+either cluster as on one server, and each event is counted once on every replica; on two
+shards, each request's rows are on the shard ``sipHash64(request_id)`` names, and both shards
+hold some. The sink, pointed at both replicas, goes on loading on the second while the first is
+SIGKILLed for 30 s, a batch cut in the middle by the kill included; the first comes back in
+step, and every event is there exactly once on each."""
 
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ from tests.integration.test_reports import AS_OF, TOPICS, dataset
 
 pytestmark = pytest.mark.integration
 PORT = 39400  # servers on 39400 and 39410 (HTTP 39423, 39433), ZooKeeper on 39481
+SHARDED_PORT = 39500  # two shards of two: 39500 and 39510, 39520 and 39530; ZooKeeper on 39581
 OUTAGE_S = float(os.environ.get("SAMT124_CLUSTER_OUTAGE_S", "30"))
 # inserted blocks a replicated table dropped as already stored (on any replica of its shard)
 DUPLICATE_BLOCKS = "SELECT sum(value) FROM system.events WHERE event = 'DuplicatedInsertedBlocks'"
@@ -53,6 +55,24 @@ def cluster(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Ite
         local_clickhouse_http_port=PORT + 23,
         local_zookeeper_port=PORT + 81,
         local_clickhouse_replicas=2,
+    )
+    try:
+        clickhouse_cluster.up(local)
+        yield local
+    finally:
+        clickhouse_cluster.down(local)
+
+
+@pytest.fixture(scope="module")
+def sharded(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    local = Settings(
+        home=tmp_path_factory.mktemp("chshards") / "home",
+        cache=services.base.cache,
+        local_clickhouse_port=SHARDED_PORT,
+        local_clickhouse_http_port=SHARDED_PORT + 23,
+        local_zookeeper_port=SHARDED_PORT + 81,
+        local_clickhouse_replicas=2,
+        local_clickhouse_shards=2,
     )
     try:
         clickhouse_cluster.up(local)
@@ -131,7 +151,10 @@ def test_init_cluster_creates_replicated_and_distributed_tables(
         assert engines["events"] == "Distributed"
         assert engines["sla_events_local"] == "ReplicatedReplacingMergeTree"
         assert engines["daily_counts_local"] == "ReplicatedAggregatingMergeTree"
-        assert engines["events_unique"] == "View"
+        # one row per event on each shard, the shards' answers put together
+        assert engines["events_unique_local"] == "View"
+        assert engines["events_unique"] == "Distributed"
+        assert engines["requests"] == "View"
 
 
 def test_init_cluster_on_the_embedded_engine_is_a_usage_mistake(
@@ -143,7 +166,7 @@ def test_init_cluster_on_the_embedded_engine_is_a_usage_mistake(
 
 
 def test_the_same_reports_on_one_server_and_on_the_cluster(
-    cluster: Settings, server_url: str, events: list[Event]
+    cluster: Settings, sharded: Settings, server_url: str, events: list[Event]
 ) -> None:
     single = parse_clickhouse_url(server_url)
     database = unique("cl_")
@@ -174,6 +197,51 @@ def test_the_same_reports_on_one_server_and_on_the_cluster(
         )
         assert _count(url, "SELECT count() FROM {db}.events_unique") == ids
         assert _count(url, "SELECT uniqExact(event_id) FROM {db}.events_local") == ids
+    _check_on_shards(sharded, events, expected)
+
+
+def _check_on_shards(sharded: Settings, events: list[Event], expected: dict[str, Any]) -> None:
+    """Two shards of two replicas: the same reports; each request's rows on the shard its
+    ``sipHash64(request_id)`` names (the Distributed tables' key, modulo two shards of weight
+    one), on both of its replicas once; both shards hold some; every event and SLA fact counted
+    once through the ``_unique`` tables from any server."""
+    database = unique("cl_")
+    every = clickhouse_cluster.nodes(sharded)
+    assert [node.shard for node in every] == [1, 1, 2, 2]
+    on_shards = parse_clickhouse_url(every[0].url(database)).model_copy(
+        update={"cluster": clickhouse_cluster.CLUSTER}
+    )
+    ids = len({event.event_id for event in events})
+    sla = len({e.event_id for e in events if type(e).__name__ in SLA_EVENT_TYPES})
+    rows = "SELECT count() FROM {db}.events_local"
+    sla_rows = "SELECT count() FROM {db}.sla_events_local"
+
+    def in_step() -> bool:  # each shard's replicas have fetched what the other one stored
+        pairs = (every[:2], every[2:])
+        return all(
+            sum(min(_count(n.url(database), sql) for n in pair) for pair in pairs) >= total
+            for sql, total in ((rows, ids), (sla_rows, sla))
+        )
+
+    with opened(on_shards) as engine:
+        migrate(engine, cluster=clickhouse_cluster.CLUSTER)
+        _load(engine, events)
+        # a read takes one replica of each shard: it sees what that replica has fetched
+        wait_for(in_step, 60, "the replicas of both shards in step")
+        assert _all_reports(engine) == expected
+    held: dict[int, int] = {}
+    for node in every:
+        url = node.url(database)
+        stored = _count(url, "SELECT uniqExact(event_id) FROM {db}.events_local")
+        assert held.setdefault(node.shard, stored) == stored  # both replicas alike
+        assert _count(url, rows) == stored  # each event once
+        shard = node.shard - 1
+        elsewhere = f"SELECT countIf(sipHash64(request_id) % 2 != {shard}) FROM {{db}}.events_local"
+        assert _count(url, elsewhere) == 0
+        assert _count(url, "SELECT count() FROM {db}.events_unique") == ids
+        assert _count(url, "SELECT count() FROM {db}.sla_events_unique") == sla
+    assert sum(held.values()) == ids
+    assert min(held.values()) > ids // 3  # spread over both shards
 
 
 def _publish(producer: Any, sends: list[tuple[str, bytes, bytes, Any]]) -> None:
