@@ -43,6 +43,7 @@ class ClickHouseTarget(BaseModel):
     certfile: Path | None = None  # a client certificate, for servers that ask for one
     keyfile: Path | None = None
     cluster: str | None = None  # the ClickHouse cluster the schema lives on (server only)
+    insert_quorum: int = 0  # replicas of a shard that store an insert before it returns; 0: one
 
     def describe(self) -> str:
         if self.engine == "chdb":
@@ -171,6 +172,14 @@ class Settings(BaseSettings):
         " creates it ON CLUSTER with replicated local tables and Distributed tables over them;"
         " the sink inserts into those synchronously. Unset: one server.",
     )
+    clickhouse_insert_quorum: int = Field(
+        default=0,
+        ge=0,
+        le=9,
+        description="On a cluster, the replicas of a shard that must have stored an insert"
+        " before it is acknowledged (ClickHouse's insert_quorum; it waits up to"
+        " insert_quorum_timeout, then fails and the sink sends the batch again). 0: one.",
+    )
     pii_hash_key: SecretStr | None = Field(
         default=None, description="HMAC key for requesters' national ids; unset stores none."
     )
@@ -286,6 +295,12 @@ class Settings(BaseSettings):
         if target.engine != "server":
             return target
         if self.clickhouse_cluster is None:
+            if self.clickhouse_insert_quorum:
+                msg = (
+                    "SAMT124_CLICKHOUSE_INSERT_QUORUM counts the replicas of a ClickHouse cluster,"
+                    " named by SAMT124_CLICKHOUSE_CLUSTER (one server has no replicas)"
+                )
+                raise ValueError(msg)
             if target.alt_hosts:
                 msg = (
                     f"SAMT124_CLICKHOUSE_URL names {len(target.addresses)} servers: they are"
@@ -294,7 +309,12 @@ class Settings(BaseSettings):
                 )
                 raise ValueError(msg)
             return target
-        return target.model_copy(update={"cluster": self.clickhouse_cluster})
+        return target.model_copy(
+            update={
+                "cluster": self.clickhouse_cluster,
+                "insert_quorum": self.clickhouse_insert_quorum,
+            }
+        )
 
 
 def child_environment(settings: Settings) -> dict[str, str]:

@@ -128,6 +128,7 @@ class ServerEngine:
         # on a cluster, an insert into a Distributed table returns once every shard has it
         # (not once it is queued on this node): the sink commits only what is stored
         self._cluster = target.cluster is not None
+        self._quorum = target.insert_quorum
         self._client = Client(
             target.host,
             port=target.port,
@@ -196,6 +197,8 @@ class ServerEngine:
             settings["insert_deduplication_token"] = dedup_token
         if self._cluster:
             settings["insert_distributed_sync"] = 1
+        if self._quorum:
+            settings["insert_quorum"] = self._quorum
         sql = f"INSERT INTO {self._database}.{table} ({', '.join(columns)}) VALUES"
         # columnar: the driver packs each column at once instead of walking row by row
         self._run(sql, _columns(rows, len(columns)), settings=settings, columnar=True)

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from consumers.analytics.reports import REPORTS, ReportParams, run
-from consumers.clickhouse.engine import Engine, opened
+from consumers.clickhouse.engine import Engine, EngineError, opened
 from consumers.clickhouse.migrations import migrate
 from consumers.sink.loader import Message, Sink, build_batch, store
 from consumers.sink.rows import EVENT_COLUMNS, Position
@@ -242,6 +242,34 @@ def _check_on_shards(sharded: Settings, events: list[Event], expected: dict[str,
         assert _count(url, "SELECT count() FROM {db}.sla_events_unique") == sla
     assert sum(held.values()) == ids
     assert min(held.values()) > ids // 3  # spread over both shards
+
+
+def test_an_insert_quorum_has_both_replicas_of_each_shard_store_a_batch_before_it_returns(
+    sharded: Settings, events: list[Event]
+) -> None:
+    """With ``SAMT124_CLICKHOUSE_INSERT_QUORUM=2`` a batch returns once both replicas of each
+    shard have it: read straight after, every server holds its shard's rows. A quorum larger
+    than a shard's replicas is refused by the server: the setting reaches it."""
+    database = unique("cl_")
+    every = clickhouse_cluster.nodes(sharded)
+    url = ",".join(f"127.0.0.1:{node.port}" for node in every)
+    settings = Settings(
+        clickhouse_url=f"clickhouse://default:@{url}/{database}",
+        clickhouse_cluster=clickhouse_cluster.CLUSTER,
+        clickhouse_insert_quorum=2,
+    )
+    batch = build_batch(_messages(events[:500]), TOPICS, AS_OF, b"key")
+    with opened(settings.clickhouse) as engine:
+        migrate(engine, cluster=clickhouse_cluster.CLUSTER)
+        store(engine, batch)
+    ids = len({row[0] for row in batch.events})
+    counts = [_count(node.url(database), "SELECT count() FROM {db}.events_local") for node in every]
+    assert (counts[1], counts[3]) == (counts[0], counts[2])  # no waiting for replication
+    assert counts[0] + counts[2] == ids
+    assert min(counts) > 0
+    three = settings.clickhouse.model_copy(update={"insert_quorum": 3})
+    with opened(three) as engine, pytest.raises(EngineError, match="quorum"):
+        store(engine, build_batch(_messages(events[500:600]), TOPICS, AS_OF, b"key"))
 
 
 def _publish(producer: Any, sends: list[tuple[str, bytes, bytes, Any]]) -> None:

@@ -45,6 +45,17 @@ def test_tls_options_come_from_the_query() -> None:
     }
 
 
+def test_an_insert_quorum_counts_the_replicas_of_a_cluster(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = "clickhouse://u:secret@ch-1:9000,ch-2:9000/db"
+    assert Settings(clickhouse_url=url, clickhouse_cluster="samt124").clickhouse.insert_quorum == 0
+    monkeypatch.setenv("SAMT124_CLICKHOUSE_INSERT_QUORUM", "2")
+    assert Settings(clickhouse_url=url, clickhouse_cluster="samt124").clickhouse.insert_quorum == 2
+    with pytest.raises(ValueError, match="INSERT_QUORUM counts the replicas of a ClickHouse"):
+        Settings(clickhouse_url="clickhouse://ch-1:9000/db").clickhouse  # noqa: B018
+
+
 @pytest.mark.parametrize(
     ("url", "message"),
     [
