@@ -244,6 +244,32 @@ def _check_on_shards(sharded: Settings, events: list[Event], expected: dict[str,
     assert min(held.values()) > ids // 3  # spread over both shards
 
 
+def test_local_up_and_status_name_each_server_and_its_shard(
+    sharded: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in {
+        "SAMT124_HOME": sharded.home,
+        "SAMT124_CACHE": sharded.cache,
+        "SAMT124_LOCAL_CLICKHOUSE_PORT": SHARDED_PORT,
+        "SAMT124_LOCAL_CLICKHOUSE_HTTP_PORT": SHARDED_PORT + 23,
+        "SAMT124_LOCAL_ZOOKEEPER_PORT": SHARDED_PORT + 81,
+    }.items():
+        monkeypatch.setenv(name, str(value))
+    layout = ["--clickhouse-shards", "2", "--clickhouse-replicas", "2", "clickhouse"]
+    assert main(["local", "up", *layout]) == 0  # finds them running
+    up = capsys.readouterr().out
+    assert main(["local", "status"]) == 0
+    status = capsys.readouterr().out
+    for number, port, shard in ((1, 0, 1), (2, 10, 1), (3, 20, 2), (4, 30, 2)):
+        where = f"127.0.0.1:{SHARDED_PORT + port}/samt124  shard {shard:02d}"
+        assert f"clickhouse-{number} running  pid " in up
+        assert where in up
+        assert f"clickhouse-{number} running  pid " in status
+        assert where in status
+    assert main(["local", "up", "--clickhouse-shards", "3", "clickhouse"]) != 0  # one replica each
+    assert "made with 4 servers in 2 shard(s), not 3 in 3" in capsys.readouterr().err
+
+
 def test_an_insert_quorum_has_both_replicas_of_each_shard_store_a_batch_before_it_returns(
     sharded: Settings, events: list[Event]
 ) -> None:
