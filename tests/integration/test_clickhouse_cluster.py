@@ -38,8 +38,8 @@ from tests.integration.pipeline import wait_for
 from tests.integration.test_reports import AS_OF, TOPICS, dataset
 
 pytestmark = pytest.mark.integration
-PORT = 39400  # servers on 39400 and 39410 (HTTP 39423, 39433), ZooKeeper on 39481
-SHARDED_PORT = 39500  # two shards of two: 39500 and 39510, 39520 and 39530; ZooKeeper on 39581
+PORT = 21400  # servers on 21400 and 21410 (HTTP 21423, 21433), ZooKeeper on 21481
+SHARDED_PORT = 21500  # two shards of two: 21500 and 21510, 21520 and 21530; ZooKeeper on 21581
 OUTAGE_S = float(os.environ.get("SAMT124_CLUSTER_OUTAGE_S", "30"))
 # inserted blocks a replicated table dropped as already stored (on any replica of its shard)
 DUPLICATE_BLOCKS = "SELECT sum(value) FROM system.events WHERE event = 'DuplicatedInsertedBlocks'"

@@ -24,7 +24,7 @@ from tests.integration.conftest import Services, unique
 from tests.integration.pipeline import decoded, start, wait_for
 
 pytestmark = pytest.mark.integration
-PORT = 39092  # nodes on 39092, 39094, 39096; their controllers on 39093, 39095, 39097
+PORT = 21092  # nodes on 21092, 21094, 21096; their controllers on 21093, 21095, 21097
 EVENTS = 3_000
 
 
