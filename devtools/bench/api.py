@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 from devtools.bench import harness, loadgen
 from devtools.bench.results import Section
+from devtools.bench.worker_cost import cpu_seconds
 from samt124.settings import Settings
 
 CONCURRENCY = 32  # connections of the load generator, one request in flight on each
@@ -152,16 +153,19 @@ def measure_api(
         f"The worker, the sink and `samt124 api` run as child processes on the benchmark's broker."
         f" {open_count:,} open requests are published nationally first (straight to the intake,"
         f" spread over the provinces by their weight) and the API's view waits for all of them."
-        f" Then, from a load generator of its own ({GENERATORS} process(es) of"
-        " `devtools/bench/loadgen.py`: raw HTTP/1.1 on asyncio streams, no client library),"
+        f" Then, from a load generator in {GENERATORS} process{'es' if GENERATORS > 1 else ''}"
+        " of its own (`devtools/bench/loadgen.py`: raw HTTP/1.1 on asyncio streams, no client"
+        " library),"
         f" {CONCURRENCY} keep-alive connections with one request in flight on each, each for"
         f" {seconds:.0f} s: `GET /bare` (a constant from the same FastAPI app: the framework's"
         " floor), `POST /open311/v2/requests.json` (an Open311 form; a"
         " RequestSubmitted published through the Publisher and confirmed by the broker before the"
         " answer), `GET /open311/v2/requests/{id}.json` of the requests just posted, and the work"
         " queue of Tehran's SAMT organization (`GET /api/v1/queue?page_size=50`, the busiest"
-        " province, IR-23) by its body key. Latency is from send to the whole answer read. Every"
-        " 201/202 answered is then looked for on the intake topic by event id (the token)."
+        " province, IR-23) by its body key. Latency is from send to the whole answer read; the API"
+        " process's CPU time in each phase (from /proc, all its threads) per answer is what a"
+        " request costs the server, less sensitive than the rates to the machine's other load."
+        " Every 201/202 answered is then looked for on the intake topic by event id (the token)."
         f" Read-your-write: {REFERRAL_CLIENTS} clients each POST a request, then GET it every"
         f" {REFERRAL_POLL * 1000:.0f} ms until it shows its `agency_responsible` (the worker's"
         " referral, followed by the API), for the same time, once on the quiet pipeline before"
@@ -218,18 +222,24 @@ def measure_api(
         harness.wait_until(routed, 1800, "the preload in the API's view", every=2.0)
         held = httpx.get(queue_url, headers=body, params={"page_size": 1}, timeout=60).json()
 
-        def drive(method: str, paths: list[str], **plan: Any) -> loadgen.Seen:
-            return loadgen.run(
+        server_cpu: dict[str, float] = {}  # the API process's CPU seconds in each phase
+
+        def drive(name: str, method: str, paths: list[str], **plan: Any) -> loadgen.Seen:
+            before = cpu_seconds(api.pid)
+            seen = loadgen.run(
                 loadgen.Plan(url, method, paths, seconds=seconds, **plan),
                 GENERATORS,
                 work / "api-load",
             )
+            server_cpu[name] = cpu_seconds(api.pid) - before
+            return seen
 
         form = {**auth, "Content-Type": "application/x-www-form-urlencoded"}
         following = _follower(url)
         began = time.monotonic()
-        floor = drive("GET", ["/bare"], connections=CONCURRENCY)
+        floor = drive("GET /bare", "GET", ["/bare"], connections=CONCURRENCY)
         posted = drive(
+            "POST requests",
             "POST",
             [f"{OPEN311}/requests.json"],
             headers=form,
@@ -242,12 +252,15 @@ def measure_api(
         if not ids:
             raise harness.BenchError(f"no POST was answered 201: {_statuses(posted)}")
         got = drive(
+            "GET requests/{id}",
             "GET",
             [f"{OPEN311}/requests/{i}.json" for i in ids],
             headers=auth,
             connections=CONCURRENCY,
         )
-        pages = drive("GET", ["/api/v1/queue?page_size=50"], headers=body, connections=4)
+        pages = drive(
+            "work-queue page", "GET", ["/api/v1/queue?page_size=50"], headers=body, connections=4
+        )
         referred, unseen = asyncio.run(_referrals(url, seconds, auth))
         followed = _follower(url)
         wall = time.monotonic() - began
@@ -317,6 +330,18 @@ def measure_api(
     section.add(
         "follower CPU per record", 1e6 * cpu / records if records else None, "µs", "states, intake"
     )
+    for name, seen in (
+        ("GET /bare", floor),
+        ("POST requests", posted),
+        ("GET requests/{id}", got),
+        ("work-queue page", pages),
+    ):
+        section.add(
+            f"API CPU per request, {name}",
+            1e6 * server_cpu[name] / len(seen.latencies) if seen.latencies else None,
+            "µs",
+            "the API process, all its threads",
+        )
     section.add("open requests nationally (preload)", open_count, "requests")
     section.add("open requests held by samt-org:IR-23", held["total"], "requests")
     return section
