@@ -31,7 +31,7 @@ def build(settings: Settings, *, measured: bool = False) -> tuple[Any, Services]
     async def lifespan(app: Any) -> AsyncIterator[None]:
         follower = Follower(settings, view)
         # every event is validated before it is sent (api.app._check names the field)
-        publisher = Publisher(settings, check=False)
+        publisher = Publisher(settings, check=False, linger_ms=settings.api_linger_ms)
         services.publisher = publisher
         services.follower_stats = follower.stats
         follower.start()

@@ -129,6 +129,10 @@ class View:
         self._submissions: dict[str, Submission] = {}
         self._tokens: dict[str, str] = {}  # submission event id -> request id
         self._facts: dict[str, tuple[Fact, ...]] = {}  # request id -> its actions, latest last
+        # the intake records this API published and has taken in already, not yet read back
+        # (partition, offset), and how far the follower has read each intake partition
+        self._ahead: set[tuple[int, int]] = set()
+        self._intake_read: dict[int, int] = {}
         self.caught_up = threading.Event()
 
     def size(self) -> tuple[int, int]:
@@ -149,6 +153,23 @@ class View:
             known = self._facts.get(request_id, ())
             if all(f.event_id != fact.event_id for f in known):
                 self._facts[request_id] = (*known, fact)[-FACTS_KEPT:]
+
+    def published(self, partition: int, offset: int) -> None:
+        """The intake record at ``partition``/``offset`` is one this API sent and has taken in
+        (:meth:`submitted` or :meth:`acted`): the follower need not decode it again."""
+        with self._lock:
+            if offset >= self._intake_read.get(partition, 0):
+                self._ahead.add((partition, offset))
+
+    def read_back(self, partition: int, offset: int) -> bool:
+        """The follower reads the intake record at ``partition``/``offset``: ``True`` if this
+        API published it and has taken it in already."""
+        with self._lock:
+            self._intake_read[partition] = offset + 1
+            if (partition, offset) in self._ahead:
+                self._ahead.remove((partition, offset))
+                return True
+            return False
 
     def state(self, request_id: str, raw: bytes | None) -> None:
         summary = None if raw is None else _summary(raw)
@@ -456,6 +477,8 @@ class Follower:
                 )
             )
             return
+        if self.view.read_back(record.partition, record.offset):
+            return  # published here, and taken in when the broker confirmed it
         headers = dict(record.headers or ())
         kind = headers.get("event-type", b"").decode("utf-8", "replace")
         if kind not in SUBMISSIONS and kind not in ACTIONS:

@@ -63,13 +63,19 @@ class Publisher:
         topic: str | None = None,
         check: bool = True,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        linger_ms: int | None = None,
     ) -> None:
+        """``linger_ms``: how long a send waits for others to share its produce request (the
+        default suits bulk publishing; a caller waiting on each send wants it short)."""
         from kafka import KafkaProducer
 
         self.topic = topic or Topics(settings.topic_namespace).intake
         self._check = check
         self._now = now
-        self._producer = KafkaProducer(**producer_options(settings))
+        options = producer_options(settings)
+        if linger_ms is not None:
+            options["linger_ms"] = linger_ms
+        self._producer = KafkaProducer(**options)
 
     def _payload(self, event: Event) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
         if self._check:

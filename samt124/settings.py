@@ -241,6 +241,13 @@ class Settings(BaseSettings):
     api_max_body: int = Field(
         default=64 * 1024, ge=1024, description="Largest request body the API reads, in bytes."
     )
+    api_linger_ms: int = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        description="How long the API's producer holds a send for others to share its produce"
+        " request, in ms (each POST waits for its own confirmation).",
+    )
 
     @property
     def api_keys_path(self) -> Path:

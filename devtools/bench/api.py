@@ -12,12 +12,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
-from devtools.bench import harness
+from devtools.bench import harness, loadgen
 from devtools.bench.results import Section
+from devtools.bench.worker_cost import cpu_seconds
 from samt124.settings import Settings
 
-CONCURRENCY = 32
+CONCURRENCY = 32  # connections of the load generator, one request in flight on each
+GENERATORS = 1  # load generator processes (one uses about 40 µs of CPU per request here)
+OPEN311 = "/open311/v2"
 REFERRAL_CLIENTS = 8  # read-your-write: clients that POST, then GET until the referral shows
 REFERRAL_POLL = 0.02  # s between those GETs: the resolution of the figure
 REFERRAL_TARGET_MS = 2_000.0
@@ -48,43 +52,6 @@ class Load:
 
     def p(self, fraction: float) -> float | None:
         return harness.percentile(self.latencies, fraction) if self.latencies else None
-
-
-async def _loop(
-    url: str,
-    seconds: float,
-    make: Any,
-    *,
-    keep: bool = False,
-    concurrency: int = CONCURRENCY,
-    count: int | None = None,
-) -> Load:
-    """``concurrency`` clients, each sending ``make(client, n)`` back to back for ``seconds``
-    (or until ``count`` requests in all)."""
-    import httpx
-
-    load = Load()
-    sent = 0
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
-        end = time.monotonic() + seconds
-
-        async def one() -> None:
-            nonlocal sent
-            while time.monotonic() < end and (count is None or sent < count):
-                n = sent
-                sent += 1
-                began = time.perf_counter()
-                answer = await make(client, n)
-                load.latencies.append((time.perf_counter() - began) * 1000)
-                load.statuses[answer.status_code] += 1
-                if keep and answer.status_code in (200, 201, 202):
-                    load.bodies.append(answer.json())
-
-        started = time.monotonic()
-        await asyncio.gather(*(one() for _ in range(concurrency)))
-        load.seconds = time.monotonic() - started
-    return load
 
 
 async def _referrals(url: str, seconds: float, auth: dict[str, str]) -> tuple[Load, int]:
@@ -186,14 +153,19 @@ def measure_api(
         f"The worker, the sink and `samt124 api` run as child processes on the benchmark's broker."
         f" {open_count:,} open requests are published nationally first (straight to the intake,"
         f" spread over the provinces by their weight) and the API's view waits for all of them."
-        f" Then, from one async `httpx` load generator with {CONCURRENCY} connections in this"
-        f" process, each for {seconds:.0f} s: `GET /bare` (a constant from the same FastAPI app:"
-        " the framework's floor), `POST /open311/v2/requests.json` (an Open311 form; a"
+        f" Then, from a load generator in {GENERATORS} process{'es' if GENERATORS > 1 else ''}"
+        " of its own (`devtools/bench/loadgen.py`: raw HTTP/1.1 on asyncio streams, no client"
+        " library),"
+        f" {CONCURRENCY} keep-alive connections with one request in flight on each, each for"
+        f" {seconds:.0f} s: `GET /bare` (a constant from the same FastAPI app: the framework's"
+        " floor), `POST /open311/v2/requests.json` (an Open311 form; a"
         " RequestSubmitted published through the Publisher and confirmed by the broker before the"
         " answer), `GET /open311/v2/requests/{id}.json` of the requests just posted, and the work"
         " queue of Tehran's SAMT organization (`GET /api/v1/queue?page_size=50`, the busiest"
-        " province, IR-23) by its body key. Latency is from send to the whole answer read. Every"
-        " 201/202 answered is then looked for on the intake topic by event id (the token)."
+        " province, IR-23) by its body key. Latency is from send to the whole answer read; the API"
+        " process's CPU time in each phase (from /proc, all its threads) per answer is what a"
+        " request costs the server, less sensitive than the rates to the machine's other load."
+        " Every 201/202 answered is then looked for on the intake topic by event id (the token)."
         f" Read-your-write: {REFERRAL_CLIENTS} clients each POST a request, then GET it every"
         f" {REFERRAL_POLL * 1000:.0f} ms until it shows its `agency_responsible` (the worker's"
         " referral, followed by the API), for the same time, once on the quiet pipeline before"
@@ -250,29 +222,45 @@ def measure_api(
         harness.wait_until(routed, 1800, "the preload in the API's view", every=2.0)
         held = httpx.get(queue_url, headers=body, params={"page_size": 1}, timeout=60).json()
 
-        async def bare(client: Any, n: int) -> Any:
-            return await client.get("/bare")
+        server_cpu: dict[str, float] = {}  # the API process's CPU seconds in each phase
 
-        async def post(client: Any, n: int) -> Any:
-            return await client.post("/open311/v2/requests.json", data=FORM, headers=auth)
+        def drive(name: str, method: str, paths: list[str], **plan: Any) -> loadgen.Seen:
+            before = cpu_seconds(api.pid)
+            seen = loadgen.run(
+                loadgen.Plan(url, method, paths, seconds=seconds, **plan),
+                GENERATORS,
+                work / "api-load",
+            )
+            server_cpu[name] = cpu_seconds(api.pid) - before
+            return seen
 
-        async def page(client: Any, n: int) -> Any:
-            return await client.get("/api/v1/queue", params={"page_size": 50}, headers=body)
-
+        form = {**auth, "Content-Type": "application/x-www-form-urlencoded"}
         following = _follower(url)
         began = time.monotonic()
-        floor = asyncio.run(_loop(url, seconds, bare))
-        posted = asyncio.run(_loop(url, seconds, post, keep=True))
+        floor = drive("GET /bare", "GET", ["/bare"], connections=CONCURRENCY)
+        posted = drive(
+            "POST requests",
+            "POST",
+            [f"{OPEN311}/requests.json"],
+            headers=form,
+            body=urlencode(FORM).encode(),
+            connections=CONCURRENCY,
+            keep=True,
+        )
         ids = [b[0]["service_request_id"] for b in posted.bodies if "service_request_id" in b[0]]
         tokens = [b[0]["token"] for b in posted.bodies]
         if not ids:
             raise harness.BenchError(f"no POST was answered 201: {_statuses(posted)}")
-
-        async def get_one(client: Any, n: int) -> Any:
-            return await client.get(f"/open311/v2/requests/{ids[n % len(ids)]}.json", headers=auth)
-
-        got = asyncio.run(_loop(url, seconds, get_one))
-        pages = asyncio.run(_loop(url, seconds, page, concurrency=4))
+        got = drive(
+            "GET requests/{id}",
+            "GET",
+            [f"{OPEN311}/requests/{i}.json" for i in ids],
+            headers=auth,
+            connections=CONCURRENCY,
+        )
+        pages = drive(
+            "work-queue page", "GET", ["/api/v1/queue?page_size=50"], headers=body, connections=4
+        )
         referred, unseen = asyncio.run(_referrals(url, seconds, auth))
         followed = _follower(url)
         wall = time.monotonic() - began
@@ -288,6 +276,13 @@ def measure_api(
         "GET /bare (framework floor)", floor.rate, "requests/s", f"p99 {floor.p(0.99):.1f} ms"
     )
     section.add("GET /bare p99", floor.p(0.99), "ms")
+    measured = [floor, posted, got, pages]
+    section.add(
+        "load generator CPU per request",
+        1e6 * sum(m.cpu_seconds for m in measured) / sum(len(m.latencies) for m in measured),
+        "µs",
+        "its own processes, start-up included",
+    )
     section.add("POST requests", posted.rate, "requests/s", _statuses(posted))
     section.add("POST requests p50", posted.p(0.5), "ms")
     section.add("POST requests p99", posted.p(0.99), "ms")
@@ -335,10 +330,22 @@ def measure_api(
     section.add(
         "follower CPU per record", 1e6 * cpu / records if records else None, "µs", "states, intake"
     )
+    for name, seen in (
+        ("GET /bare", floor),
+        ("POST requests", posted),
+        ("GET requests/{id}", got),
+        ("work-queue page", pages),
+    ):
+        section.add(
+            f"API CPU per request, {name}",
+            1e6 * server_cpu[name] / len(seen.latencies) if seen.latencies else None,
+            "µs",
+            "the API process, all its threads",
+        )
     section.add("open requests nationally (preload)", open_count, "requests")
     section.add("open requests held by samt-org:IR-23", held["total"], "requests")
     return section
 
 
-def _statuses(load: Load) -> str:
+def _statuses(load: Load | loadgen.Seen) -> str:
     return ", ".join(f"{count:,}× {status}" for status, count in sorted(load.statuses.items()))

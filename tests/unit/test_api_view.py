@@ -163,3 +163,20 @@ def test_a_requests_last_update_and_notes_are_the_actions_the_worker_took_in() -
     view.acted(state.request_id, fact_of(refused))  # on the intake, never in the state
     view.state(taken.request_id, taken.to_bytes())
     assert view.updated(taken, None) == (first.occurred_at, "inspected")
+
+
+def test_an_intake_record_the_api_took_in_is_skipped_once_read_back_and_only_then() -> None:
+    view = View(Pipeline.load(Settings()))
+    # confirmed before the follower reaches it: skipped once, then forgotten
+    view.published(2, 10)
+    assert view.read_back(2, 9) is False
+    assert view.read_back(2, 10) is True
+    assert view.read_back(2, 10) is False
+    # the follower read it before the confirmation came: decoded as any other, and not kept
+    # waiting for a read that will not come
+    assert view.read_back(0, 4) is False
+    view.published(0, 4)
+    assert view.read_back(0, 4) is False
+    # partitions are apart: an offset read on one does not settle another's
+    view.published(1, 4)
+    assert view.read_back(1, 4) is True
