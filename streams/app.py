@@ -231,9 +231,10 @@ class Worker:
             },
         )
         self.states = States(self.requests, persistent=self.settings.worker_store == "rocksdb")
-        # a few announced closures: read whole at each start
+        # a few announced closures: in memory, read whole at each start (the URL needs a path:
+        # a bare "memory://" is falsy and Faust would take the app's store instead)
         self.closures = app.GlobalTable(
-            "closures", default=None, partitions=partitions, store="memory://"
+            "closures", default=None, partitions=partitions, store="memory://closures"
         )
 
         @app.agent(intake, name="route")  # type: ignore[untyped-decorator]

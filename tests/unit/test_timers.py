@@ -46,3 +46,17 @@ def test_a_queue_loaded_from_its_entries_pops_the_same_requests() -> None:
     assert len(second) == len(first) == 9
     later = now + timedelta(seconds=5)
     assert sorted(second.pop_due(lambda p: later)) == sorted(first.pop_due(lambda p: later))
+
+
+def test_the_worker_keeps_request_states_in_rocksdb_and_closures_in_memory(tmp_path: Path) -> None:
+    from faust.stores import memory, rocksdb
+
+    from samt124.settings import Settings
+    from streams.app import Worker
+
+    worker = Worker(Settings(home=tmp_path / "a"))
+    assert isinstance(worker.requests.data, rocksdb.Store)
+    # closures are written outside any event (Faust's RocksDB store needs one to pick a database)
+    assert isinstance(worker.closures.data, memory.Store)
+    in_memory = Worker(Settings(home=tmp_path / "b", worker_store="memory"))
+    assert isinstance(in_memory.requests.data, memory.Store)
