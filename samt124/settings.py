@@ -115,6 +115,12 @@ class Settings(BaseSettings):
         " and the home directory. A restarted worker with the same id gets its partitions back"
         " without a rebalance; two running workers must never share one.",
     )
+    worker_store: Literal["rocksdb", "memory"] = Field(
+        default="rocksdb",
+        description="Where the worker keeps the request states: rocksdb (on disk under the"
+        " home, a restart reads only the changelog records written since) or memory (the whole"
+        " changelog is read at each start).",
+    )
     replication_factor: int | None = Field(
         default=None,
         ge=1,

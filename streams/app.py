@@ -34,7 +34,7 @@ import secrets
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -45,14 +45,16 @@ from samt124.domain.calendar import Closure
 from samt124.domain.lifecycle import RequestState
 from samt124.kafka.topics import Topics, partition_of
 from samt124.settings import Settings
+from streams import timers
 from streams.deadlines import PartitionedDeadlines
 from streams.delivery import Deliveries, Record
 from streams.faults import Faults
-from streams.identity import FenceWatch
+from streams.identity import FenceWatch, file_name
 from streams.metrics import WorkerMetrics
 from streams.pipeline import Outgoing, Pipeline, Where
 from streams.restart import Restarts, read_status, restart, status_path, write_status
 from streams.sequence import Sequence, Skipped, committed_with_retry
+from streams.states import States
 from streams.stream_time import CAUGHT_UP, sla_now
 
 log = logging.getLogger("samt124.worker")
@@ -164,12 +166,15 @@ class Worker:
         self.fence = FenceWatch(self.client_id)
         self.status = status_path(settings.home, instance_id(settings))
         self.started_at = datetime.now(UTC)
+        datadir = settings.home.resolve() / "worker" / file_name(instance_id(settings))
+        self.timers_path = datadir / "sla-timers.marshal"
         self.app = faust.App(
             group_id(settings),
             broker=[f"kafka://{server}" for server in settings.bootstrap.split(",")],
             broker_credentials=_credentials(settings),
-            store="memory://",
-            datadir=str(settings.home.resolve() / "worker"),
+            store="rocksdb://" if settings.worker_store == "rocksdb" else "memory://",
+            # one directory per worker identity: two workers may share a home
+            datadir=str(datadir),
             topic_partitions=settings.partitions,
             # `samt124 worker` resolves it from the cluster (min(3, brokers)) and creates the
             # topics and changelogs first (samt124.kafka.admin); Faust finds them there
@@ -217,8 +222,20 @@ class Worker:
             default=None,
             partitions=partitions,
             value_type=bytes,  # raw values
+            # RocksDB's memory, bounded: per partition two 16 MiB write buffers, and a 64 MiB
+            # block cache (Faust's defaults are 3 x 64 MiB and 2 GiB)
+            options={
+                "write_buffer_size": 16 * 1024**2,
+                "max_write_buffer_number": 2,
+                "block_cache_size": 64 * 1024**2,
+            },
         )
-        self.closures = app.GlobalTable("closures", default=None, partitions=partitions)
+        self.states = States(self.requests, persistent=self.settings.worker_store == "rocksdb")
+        # a few announced closures: in memory, read whole at each start (the URL needs a path:
+        # a bare "memory://" is falsy and Faust would take the app's store instead)
+        self.closures = app.GlobalTable(
+            "closures", default=None, partitions=partitions, store="memory://closures"
+        )
 
         @app.agent(intake, name="route")  # type: ignore[untyped-decorator]
         async def route(stream: Any) -> None:
@@ -252,6 +269,10 @@ class Worker:
         @self.requests.on_recover  # type: ignore[untyped-decorator]
         async def rebuild() -> None:
             await self._rebuild_queue()
+
+        @app.on_before_shutdown.connect  # type: ignore[untyped-decorator]
+        async def keep_timers(app: Any, **kwargs: Any) -> None:
+            await self._keep_timers()
 
     # -- batches -----------------------------------------------------------------------------
 
@@ -401,10 +422,9 @@ class Worker:
         (earliest,) = (await self.app.consumer.earliest_offsets(TP(*tp))).values()
         return max(committed, int(earliest))
 
-    def _stored(self, request_id: str) -> bytes | None:
+    def _stored(self, request_id: str, partition: int) -> bytes | None:
         """A request's state as stored (decoded by the pipeline, under its guard)."""
-        raw = self.requests.get(request_id) if request_id else None
-        return bytes(raw) if raw else None
+        return self.states.get(request_id, partition) if request_id else None
 
     async def _produce(self, record: Record) -> Any:
         return await self.app.producer.send(
@@ -433,10 +453,32 @@ class Worker:
 
         out.after((topic.get_topic_name(), key), record)
 
+    def _write_state(self, request_id: str, raw: bytes, partition: int, out: Deliveries) -> None:
+        """A request's state: the worker's now, on its changelog partition once what the batch
+        published is delivered (one write per request and batch), stored once that record is
+        delivered (:mod:`streams.states`)."""
+        states = self.states
+        states.put(request_id, raw, partition)
+        topic = self.requests.changelog_topic
+        name = topic.get_topic_name()
+
+        def current() -> bytes | None:
+            return states.get(request_id, partition)
+
+        def stored(record: Record, result: Any) -> None:
+            if record.value is not None:
+                states.delivered(request_id, record.value, partition, int(result.offset))
+
+        def record() -> Record:
+            raw_key, _ = topic.prepare_key(request_id, self.requests.key_serializer)
+            return Record(name, raw_key, current(), partition, refresh=current, delivered=stored)
+
+        out.after((name, request_id), record)
+
     def _put(self, state: RequestState, partition: int, out: Deliveries) -> None:
         self.metrics.overdue.on_state(state)
         self.unsaved.pop(state.request_id, None)  # its record carries what the timer changed
-        self._write(self.requests, state.request_id, state.to_bytes(), partition, out)
+        self._write_state(state.request_id, state.to_bytes(), partition, out)
 
     async def _on_intake(self, message: Any, out: Deliveries) -> None:
         self.last_messages[message.partition] = time.monotonic()
@@ -445,7 +487,7 @@ class Worker:
         request_id = key.decode("utf-8", "replace") if key else ""
         wall = datetime.now(UTC)
         step = self.pipeline.on_intake(
-            self._stored(request_id),
+            self._stored(request_id, message.partition),
             key,
             message.value,
             _headers(message.headers),
@@ -541,7 +583,7 @@ class Worker:
                 self.queue.schedule(request_id, wall + timedelta(seconds=ELSEWHERE_SECONDS))
                 continue
             try:
-                raw = self._stored(request_id)
+                raw = self._stored(request_id, partition)
                 if raw is None:
                     continue
                 step = self.pipeline.due(RequestState.from_bytes(raw), now, wall)
@@ -558,7 +600,7 @@ class Worker:
                     self.metrics.fact(fact)
                 self.metrics.overdue.on_state(step.state)
                 # in memory now; on the changelog once the facts are delivered (below)
-                self.requests.data[request_id] = step.state.to_bytes()
+                self.states.put(request_id, step.state.to_bytes(), partition)
                 self.unsaved[request_id] = partition
             self.queue.schedule(request_id, step.due)
         await out.settle()
@@ -576,9 +618,9 @@ class Worker:
         out = Deliveries(self._produce)
         for request_id, partition in unsaved.items():
             if partition in held:
-                raw = self.requests.data.get(request_id)
+                raw = self.states.get(request_id, partition)
                 if raw:
-                    self._write(self.requests, request_id, raw, partition, out)
+                    self._write_state(request_id, raw, partition, out)
         await out.settle()
         self.saved_at = time.monotonic()
 
@@ -605,16 +647,48 @@ class Worker:
         )
 
     async def _rebuild_queue(self) -> None:
+        """After each recovery: the SLA timer's queue and the overdue requests, from the timers
+        kept at the last clean stop where they still hold (:mod:`streams.timers`), else worked
+        out from each stored state."""
         started = time.monotonic()
         self._adopt_closures()
         self.queue.clear()
         self.metrics.overdue.clear()
-        wall = datetime.now(UTC)
         held = self._held()  # the states of partitions held before a rebalance may linger
-        partitions = self.settings.partitions
-        for count, (request_id, raw) in enumerate(list(self.requests.items()), start=1):
-            if held and partition_of(request_id.encode(), partitions) not in held:
-                continue
+        offsets = self.states.recovered(held)
+        kept = timers.take(self.timers_path) if self.states.persistent else {}
+        count, reused = 0, 0
+        if not self.states.persistent:
+            partitions = self.settings.partitions
+            items = (
+                (request_id, raw)
+                for request_id, raw in self.states.items()
+                if not held or partition_of(request_id.encode(), partitions) in held
+            )
+            count = await self._schedule(items)
+        for partition in sorted(held) if self.states.persistent else ():
+            mine = kept.get(partition)
+            if mine is not None and mine.offset == offsets.get(partition):
+                self.queue.load(partition, mine.due)
+                self.metrics.overdue.load(mine.overdue)
+                reused += 1
+            else:
+                count += await self._schedule(self.states.items_of(partition))
+        log.warning(
+            "recovered %d requests, %d with running SLA clocks, in %.1f s%s",
+            count,
+            len(self.queue),
+            time.monotonic() - started,
+            f" ({reused} of {len(held)} partitions' timers as kept at the last stop)"
+            if reused
+            else "",
+        )
+
+    async def _schedule(self, items: Iterable[tuple[str, bytes]]) -> int:
+        """Put each stored request in the SLA timer's queue; how many there were."""
+        wall = datetime.now(UTC)
+        count = 0
+        for count, (request_id, raw) in enumerate(items, start=1):
             if raw:
                 try:
                     state = RequestState.from_bytes(raw)
@@ -631,9 +705,33 @@ class Worker:
                 self.queue.schedule(request_id, due)
             if count % 5_000 == 0:
                 await asyncio.sleep(0)
-        log.warning(
-            "recovered %d requests, %d with running SLA clocks, in %.1f s",
-            len(self.requests),
-            len(self.queue),
-            time.monotonic() - started,
-        )
+        return count
+
+    async def _keep_timers(self) -> None:
+        """On a clean stop: write the timers, once the batch or tick under way is done."""
+        if not self.states.persistent:
+            return
+        async with self.writer:
+            started = time.monotonic()
+            offsets = self.states.offsets
+            partitions = self.settings.partitions
+            overdue: dict[int, list[tuple[str, int, datetime]]] = {}
+            for entry in self.metrics.overdue.entries():
+                overdue.setdefault(partition_of(entry[0].encode(), partitions), []).append(entry)
+            kept = {
+                partition: timers.PartitionTimers(
+                    offset, self.queue.entries(partition), overdue.get(partition, [])
+                )
+                for partition, offset in offsets.items()
+            }
+            try:
+                timers.write(self.timers_path, kept)
+            except OSError as error:
+                log.warning("SLA timer: cannot keep the timers in %s: %s", self.timers_path, error)
+                return
+            log.warning(
+                "kept the SLA timers of %d requests on %d partitions in %.1f s",
+                len(self.queue),
+                len(kept),
+                time.monotonic() - started,
+            )

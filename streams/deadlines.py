@@ -55,6 +55,15 @@ class DeadlineQueue:
         self._heap.clear()
         self._due.clear()
 
+    def entries(self) -> list[tuple[str, datetime]]:
+        """Every request in the queue with when it is due."""
+        return list(self._due.items())
+
+    def load(self, entries: list[tuple[str, datetime]]) -> None:
+        """Add ``entries`` (as from :meth:`entries`) at once."""
+        self._due.update(entries)
+        self._compact()
+
     def _drop_stale(self) -> None:
         while self._heap and self._due.get(self._heap[0][1]) != self._heap[0][0]:
             heapq.heappop(self._heap)
@@ -100,3 +109,12 @@ class PartitionedDeadlines:
 
     def clear(self) -> None:
         self._queues.clear()
+
+    def entries(self, partition: int) -> list[tuple[str, datetime]]:
+        queue = self._queues.get(partition)
+        return queue.entries() if queue is not None else []
+
+    def load(self, partition: int, entries: list[tuple[str, datetime]]) -> None:
+        """Add the requests of ``partition`` with when they are due."""
+        if entries:
+            self._queues.setdefault(partition, DeadlineQueue()).load(entries)

@@ -39,6 +39,8 @@ class Record:
     # a changelog write is resent with the key's value at the time of the retry, so that an
     # older value can never land after a newer one
     refresh: Callable[[], bytes | None] | None = None
+    # called with the record as sent and the client's answer (its offset) once it is delivered
+    delivered: Callable[[Record, Any], None] | None = None
 
 
 Send = Callable[[Record], Awaitable[Awaitable[Any]]]
@@ -81,11 +83,12 @@ class Deliveries:
         while self._pending:
             pending, self._pending = self._pending, []
             results = await asyncio.gather(*(f for _, f in pending), return_exceptions=True)
-            failed = [
-                (record, result)
-                for (record, _), result in zip(pending, results, strict=True)
-                if isinstance(result, BaseException)
-            ]
+            failed = []
+            for (record, _), result in zip(pending, results, strict=True):
+                if isinstance(result, BaseException):
+                    failed.append((record, result))
+                elif record.delivered is not None:
+                    record.delivered(record, result)
             if not failed:
                 continue
             log.warning(
@@ -103,5 +106,11 @@ class Deliveries:
 def _refreshed(record: Record) -> Record:
     assert record.refresh is not None
     return Record(
-        record.topic, record.key, record.refresh(), record.partition, record.headers, record.refresh
+        record.topic,
+        record.key,
+        record.refresh(),
+        record.partition,
+        record.headers,
+        record.refresh,
+        record.delivered,
     )

@@ -76,6 +76,13 @@ class Overdue:
         for fact in due_sla_facts(again, now, calendar, policies):
             self.on_fact(fact)
 
+    def entries(self) -> list[tuple[str, int, datetime]]:
+        """Each overdue request with its resolution cycle and that cycle's deadline."""
+        return [(request_id, cycle, due) for request_id, (cycle, due) in self._due.items()]
+
+    def load(self, entries: list[tuple[str, int, datetime]]) -> None:
+        self._due.update((request_id, (cycle, due)) for request_id, cycle, due in entries)
+
     def oldest_seconds(self, now: datetime) -> float:
         if not self._due:
             return 0.0

@@ -241,6 +241,65 @@ def test_breach_is_emitted_once_even_when_the_worker_is_killed_before_the_deadli
     assert restarted - deadline < 90
 
 
+KEPT_POLICY_SECONDS = 40
+KEPT_POLICY = single_policy(
+    "test-kept",
+    first_response_hours=KEPT_POLICY_SECONDS / 3600,
+    resolution_hours=1000,
+    warning_percents=[50],
+)
+
+
+def test_a_worker_stopped_cleanly_keeps_its_states_and_timers_and_breaches_after_a_restart(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """RocksDB store (the default): a restart after a clean stop takes its states from disk and
+    its SLA timers from the file written at the stop, and the breach still comes, once."""
+    assert settings.worker_store == "rocksdb"
+    settings = always_open_with(settings, tmp_path, KEPT_POLICY)
+    topics = Topics(settings.topic_namespace)
+    first = start(settings, "worker", log=tmp_path / "worker-1.log")
+    try:
+        request = referred_after_warm_up(settings)
+    finally:
+        assert first.stop() == 0
+    assert "kept the SLA timers of 2 requests on" in first.output()
+    deadline = request.occurred_at.timestamp() + KEPT_POLICY_SECONDS
+
+    second = start(settings, "worker", log=tmp_path / "worker-2.log")
+    try:
+        wait_for(lambda: "recovered " in second.output(), 90, "the second worker's recovery")
+        recovered = next(line for line in second.output().splitlines() if "recovered " in line)
+        # every partition it holds: its timers as kept, not worked out from the states
+        assert "recovered 0 requests, 2 with running SLA clocks" in recovered, recovered
+        assert f"({settings.partitions} of {settings.partitions} partitions'" in recovered
+        breaches = wait_for(
+            lambda: [
+                e
+                for e in on_topic(settings, topics.sla)
+                if isinstance(e, SlaBreached) and e.request_id == request.request_id
+            ],
+            deadline - time.time() + 60,
+            "the breach after the restart",
+        )
+        time.sleep(3)  # anything extra would show up now
+        facts = [
+            e
+            for e in on_topic(settings, topics.sla)
+            if getattr(e, "request_id", None) == request.request_id
+        ]
+        warm = [e for e in on_topic(settings, topics.province("IR-01")) if hasattr(e, "event_id")]
+    finally:
+        second.stop()
+    breach = breaches[0]
+    assert isinstance(breach, SlaBreached)
+    assert abs(breach.due_at.timestamp() - deadline) < 1.5
+    assert [type(f).__name__ for f in facts].count("SlaBreached") == 1
+    assert [type(f).__name__ for f in facts].count("SlaWarning") == 1
+    # the restart did not route the warm-up submission again (its copies keep their ids)
+    assert len({e.event_id for e in warm}) == len(warm) > 0
+
+
 def test_messages_on_another_partition_are_moved_to_their_requests_partition(
     settings: Settings, worker: Process
 ) -> None:
