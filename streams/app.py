@@ -493,7 +493,8 @@ class Worker:
             self.counts["routed"] += 1
             self.metrics.routed.inc()
             self._put(step.state, message.partition, out)
-            self.queue.schedule(step.state.request_id, step.due)
+            # the message is on its request's partition (the pipeline moved it otherwise)
+            self.queue.schedule(step.state.request_id, step.due, message.partition)
 
     def _record_closure(self, closure: Closure, partition: int, out: Deliveries) -> None:
         key = f"{closure.province}:{closure.first_day}:{closure.last_day}"
@@ -538,7 +539,8 @@ class Worker:
         for request_id, now in self.queue.pop_due(now_of):
             partition = partition_of(request_id.encode(), self.settings.partitions)
             if partition not in held:  # another worker's, or not assigned again yet
-                self.queue.schedule(request_id, wall + timedelta(seconds=ELSEWHERE_SECONDS))
+                later = wall + timedelta(seconds=ELSEWHERE_SECONDS)
+                self.queue.schedule(request_id, later, partition)
                 continue
             try:
                 raw = self._stored(request_id)
@@ -560,7 +562,7 @@ class Worker:
                 # in memory now; on the changelog once the facts are delivered (below)
                 self.requests.data[request_id] = step.state.to_bytes()
                 self.unsaved[request_id] = partition
-            self.queue.schedule(request_id, step.due)
+            self.queue.schedule(request_id, step.due, partition)
         await out.settle()
         if self.unsaved and time.monotonic() - self.saved_at >= SAVE_SECONDS:
             await self._save(held)
@@ -613,7 +615,8 @@ class Worker:
         held = self._held()  # the states of partitions held before a rebalance may linger
         partitions = self.settings.partitions
         for count, (request_id, raw) in enumerate(list(self.requests.items()), start=1):
-            if held and partition_of(request_id.encode(), partitions) not in held:
+            partition = partition_of(request_id.encode(), partitions)
+            if held and partition not in held:
                 continue
             if raw:
                 try:
@@ -628,7 +631,7 @@ class Worker:
                         "SLA timer: cannot work out the due facts of request %s", request_id
                     )
                     continue
-                self.queue.schedule(request_id, due)
+                self.queue.schedule(request_id, due, partition)
             if count % 5_000 == 0:
                 await asyncio.sleep(0)
         log.warning(
