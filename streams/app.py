@@ -535,7 +535,8 @@ class Worker:
             self.counts["routed"] += 1
             self.metrics.routed.inc()
             self._put(step.state, message.partition, out)
-            self.queue.schedule(step.state.request_id, step.due)
+            # the message is on its request's partition (the pipeline moved it otherwise)
+            self.queue.schedule(step.state.request_id, step.due, message.partition)
 
     def _record_closure(self, closure: Closure, partition: int, out: Deliveries) -> None:
         key = f"{closure.province}:{closure.first_day}:{closure.last_day}"
@@ -580,7 +581,8 @@ class Worker:
         for request_id, now in self.queue.pop_due(now_of):
             partition = partition_of(request_id.encode(), self.settings.partitions)
             if partition not in held:  # another worker's, or not assigned again yet
-                self.queue.schedule(request_id, wall + timedelta(seconds=ELSEWHERE_SECONDS))
+                later = wall + timedelta(seconds=ELSEWHERE_SECONDS)
+                self.queue.schedule(request_id, later, partition)
                 continue
             try:
                 raw = self._stored(request_id, partition)
@@ -602,7 +604,7 @@ class Worker:
                 # in memory now; on the changelog once the facts are delivered (below)
                 self.states.put(request_id, step.state.to_bytes(), partition)
                 self.unsaved[request_id] = partition
-            self.queue.schedule(request_id, step.due)
+            self.queue.schedule(request_id, step.due, partition)
         await out.settle()
         if self.unsaved and time.monotonic() - self.saved_at >= SAVE_SECONDS:
             await self._save(held)
@@ -673,7 +675,7 @@ class Worker:
                 self.metrics.overdue.load(mine.overdue)
                 reused += 1
             else:
-                count += await self._schedule(self.states.items_of(partition))
+                count += await self._schedule(self.states.items_of(partition), partition)
         log.warning(
             "recovered %d requests, %d with running SLA clocks, in %.1f s%s",
             count,
@@ -684,8 +686,11 @@ class Worker:
             else "",
         )
 
-    async def _schedule(self, items: Iterable[tuple[str, bytes]]) -> int:
-        """Put each stored request in the SLA timer's queue; how many there were."""
+    async def _schedule(
+        self, items: Iterable[tuple[str, bytes]], partition: int | None = None
+    ) -> int:
+        """Put each stored request (of ``partition``, when known) in the SLA timer's queue;
+        how many there were."""
         wall = datetime.now(UTC)
         count = 0
         for count, (request_id, raw) in enumerate(items, start=1):
@@ -702,7 +707,7 @@ class Worker:
                         "SLA timer: cannot work out the due facts of request %s", request_id
                     )
                     continue
-                self.queue.schedule(request_id, due)
+                self.queue.schedule(request_id, due, partition)
             if count % 5_000 == 0:
                 await asyncio.sleep(0)
         return count

@@ -85,8 +85,11 @@ class PartitionedDeadlines:
     def __len__(self) -> int:
         return sum(len(queue) for queue in self._queues.values())
 
-    def schedule(self, request_id: str, due: datetime | None) -> None:
-        partition = self._partition_of(request_id)
+    def schedule(self, request_id: str, due: datetime | None, partition: int | None = None) -> None:
+        """Set (or clear) when ``request_id`` must be looked at next; ``partition`` is its intake
+        partition when the caller knows it already (worked out from its id otherwise)."""
+        if partition is None:
+            partition = self._partition_of(request_id)
         queue = self._queues.get(partition)
         if queue is None:
             if due is None:

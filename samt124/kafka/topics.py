@@ -6,16 +6,48 @@ Every topic samt124 creates is described here, with its retention, compaction an
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
-from kafka.partitioner.default import murmur2
+_M = 0x5BD1E995  # murmur2's mixing constant
+_SEED = 0x9747B28C  # the seed Kafka's clients use
+_MASK = 0xFFFFFFFF
+
+
+def murmur2(data: bytes) -> int:
+    """MurmurHash2 of ``data`` as Kafka's Java client computes it (``Utils.murmur2``), as an
+    unsigned 32-bit value: the same as kafka-python's ``murmur2``, with the key's 32-bit words
+    read at once by :mod:`struct` instead of byte by byte."""
+    length = len(data)
+    h = _SEED ^ length
+    whole = length & ~3
+    for word in _words(length >> 2)(data):
+        k = (word * _M) & _MASK
+        h = ((h * _M) & _MASK) ^ (((k ^ (k >> 24)) * _M) & _MASK)
+    extra = length - whole
+    if extra:
+        if extra >= 3:
+            h ^= data[whole + 2] << 16
+        if extra >= 2:
+            h ^= data[whole + 1] << 8
+        h = ((h ^ data[whole]) * _M) & _MASK
+    h = ((h ^ (h >> 13)) * _M) & _MASK
+    return h ^ (h >> 15)
+
+
+@lru_cache(maxsize=256)
+def _words(count: int) -> Callable[[bytes], tuple[int, ...]]:
+    """Reads the first ``count`` little-endian 32-bit words of a key (one reader per length)."""
+    return struct.Struct(f"<{count}I").unpack_from
 
 
 def partition_of(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner gives ``key`` (murmur2, as in the Java client,
     kafka-python and aiokafka): where samt124 keeps everything about a request."""
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 @dataclass(frozen=True)

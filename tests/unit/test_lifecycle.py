@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -447,3 +448,23 @@ def test_any_history_folds_to_a_state_that_round_trips_and_deduplicates(names: l
     # what changelogs written through Faust's JSON serializer hold reads back the same
     assert RequestState.from_bytes(json.dumps(state.to_json()).encode()) == state
     assert decide(state, events[-1], ctx()).duplicate
+
+
+@settings(max_examples=3_000, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.text(), st.integers(), st.uuids(), st.sampled_from(["RESOLUTION", "آ"])),
+        max_size=5,
+    )
+)
+def test_derived_ids_are_the_uuid5_of_their_parts(parts: list[object]) -> None:
+    from samt124.domain.events import DERIVED_ID_NAMESPACE, derived_id
+
+    name = "|".join(str(part) for part in parts)
+    try:
+        expected = str(uuid.uuid5(DERIVED_ID_NAMESPACE, name))
+    except UnicodeEncodeError:  # a lone surrogate: no UTF-8 for it, no id either
+        with pytest.raises(UnicodeEncodeError):
+            derived_id(*parts)
+        return
+    assert derived_id(*parts) == expected

@@ -219,6 +219,24 @@ def test_a_request_lives_where_the_java_clients_default_partitioner_puts_it(
         assert partition_of(key, partitions) == (java & 0x7FFFFFFF) % partitions
 
 
+def test_murmur2_is_kafka_pythons_for_every_length_and_byte() -> None:
+    import random
+    import uuid
+
+    from kafka.partitioner.default import murmur2 as kafka_python_murmur2
+
+    from samt124.kafka.topics import murmur2
+
+    rng = random.Random(124)
+    keys = [
+        bytes(rng.randrange(256) for _ in range(length)) for length in range(70) for _ in range(40)
+    ]
+    keys += [str(uuid.UUID(int=rng.getrandbits(128))).encode() for _ in range(3_000)]
+    keys += [bytes([byte]) * length for byte in (0, 0x7F, 0x80, 0xFF) for length in range(1, 12)]
+    for key in keys:
+        assert murmur2(key) == kafka_python_murmur2(key), key
+
+
 @pytest.mark.parametrize("key", [b"req-42", None])
 def test_a_message_on_another_partition_is_moved_to_its_requests_partition(
     key: bytes | None,
