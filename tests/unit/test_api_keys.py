@@ -24,7 +24,8 @@ def test_a_key_is_shown_once_and_stored_only_as_its_hash(tmp_path: Path) -> None
     assert key not in text
     prefix, key_id, secret = key.split("_", 2)  # the secret itself may hold "_"
     assert (prefix, key_id) == ("s124", entry.key_id)
-    assert len(secret) == 43 and secret not in text
+    assert len(secret) == 43
+    assert secret not in text
     assert stat.S_IMODE((tmp_path / "api-keys.json").stat().st_mode) == 0o600
     assert json.loads(text)["keys"][0]["digest"] == entry.digest
     caller = KeyStore(tmp_path / "api-keys.json").authenticate(key)
