@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from typing import Any
 
 from samt124.settings import Settings
@@ -23,19 +24,19 @@ def register(commands: Any) -> None:
         if name == "up":
             sub.add_argument(
                 "--brokers",
-                type=_broker_count,
+                type=_count("brokers"),
                 help="a local Kafka cluster of N KRaft nodes (SAMT124_LOCAL_KAFKA_BROKERS, 1);"
                 " its topics get min(3, N) replicas",
             )
             sub.add_argument(
                 "--clickhouse-replicas",
-                type=_replica_count,
+                type=_count("servers"),
                 help="a local ClickHouse cluster: each shard has N servers (replicas), with"
                 " ZooKeeper (SAMT124_LOCAL_CLICKHOUSE_REPLICAS, 1); then `init --cluster samt124`",
             )
             sub.add_argument(
                 "--clickhouse-shards",
-                type=_shard_count,
+                type=_count("shards"),
                 help="a local ClickHouse cluster of N shards, each of --clickhouse-replicas"
                 " servers; rows go to the shard their request id names"
                 " (SAMT124_LOCAL_CLICKHOUSE_SHARDS, 1)",
@@ -51,33 +52,20 @@ def register(commands: Any) -> None:
         sub.set_defaults(handler=handler)
 
 
-def _broker_count(text: str) -> int:
-    try:
-        count = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a number of brokers, 1 to 9, not {text!r}") from None
-    if not 1 <= count <= 9:
-        raise argparse.ArgumentTypeError(f"a number of brokers, 1 to 9, not {count}")
-    return count
+def _count(things: str) -> Callable[[str], int]:
+    """An argument type: a number of ``things``, 1 to 9."""
 
+    def count(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"a number of {things}, 1 to 9, not {text!r}"
+            ) from None
+        if not 1 <= number <= 9:
+            raise argparse.ArgumentTypeError(f"a number of {things}, 1 to 9, not {number}")
+        return number
 
-def _replica_count(text: str) -> int:
-    try:
-        count = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a number of servers, 1 to 9, not {text!r}") from None
-    if not 1 <= count <= 9:
-        raise argparse.ArgumentTypeError(f"a number of servers, 1 to 9, not {count}")
-    return count
-
-
-def _shard_count(text: str) -> int:
-    try:
-        count = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a number of shards, 1 to 9, not {text!r}") from None
-    if not 1 <= count <= 9:
-        raise argparse.ArgumentTypeError(f"a number of shards, 1 to 9, not {count}")
     return count
 
 
