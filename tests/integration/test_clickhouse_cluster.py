@@ -46,39 +46,34 @@ DUPLICATE_BLOCKS = "SELECT sum(value) FROM system.events WHERE event = 'Duplicat
 BYS = {"sla": ("province", "body", "category", "month"), "durations": ("province", "body")}
 
 
-@pytest.fixture(scope="module")
-def cluster(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+def _local_cluster(home: Path, cache: Path, port: int, shards: int) -> Iterator[Settings]:
+    """A local cluster of ``shards`` shards of two replicas from ``port`` on, up while used."""
     local = Settings(
-        home=tmp_path_factory.mktemp("chcluster") / "home",
-        cache=services.base.cache,
-        local_clickhouse_port=PORT,
-        local_clickhouse_http_port=PORT + 23,
-        local_zookeeper_port=PORT + 81,
+        home=home,
+        cache=cache,
+        local_clickhouse_port=port,
+        local_clickhouse_http_port=port + 23,
+        local_zookeeper_port=port + 81,
         local_clickhouse_replicas=2,
+        local_clickhouse_shards=shards,
     )
     try:
         clickhouse_cluster.up(local)
         yield local
     finally:
         clickhouse_cluster.down(local)
+
+
+@pytest.fixture(scope="module")
+def cluster(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    home = tmp_path_factory.mktemp("chcluster") / "home"
+    yield from _local_cluster(home, services.base.cache, PORT, shards=1)
 
 
 @pytest.fixture(scope="module")
 def sharded(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    local = Settings(
-        home=tmp_path_factory.mktemp("chshards") / "home",
-        cache=services.base.cache,
-        local_clickhouse_port=SHARDED_PORT,
-        local_clickhouse_http_port=SHARDED_PORT + 23,
-        local_zookeeper_port=SHARDED_PORT + 81,
-        local_clickhouse_replicas=2,
-        local_clickhouse_shards=2,
-    )
-    try:
-        clickhouse_cluster.up(local)
-        yield local
-    finally:
-        clickhouse_cluster.down(local)
+    home = tmp_path_factory.mktemp("chshards") / "home"
+    yield from _local_cluster(home, services.base.cache, SHARDED_PORT, shards=2)
 
 
 @pytest.fixture(scope="module")
