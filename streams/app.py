@@ -437,9 +437,28 @@ class Worker:
             await out.send(Record(o.topic, o.key, o.value, o.partition, tuple(o.headers)))
 
     @staticmethod
-    def _write(table: Any, key: str, value: Any, partition: int, out: Deliveries) -> None:
-        """Write a table entry: in memory now, to its changelog partition once what the batch
-        published is delivered (:meth:`Deliveries.after`; one write per key and batch)."""
+    def _to_changelog(
+        table: Any,
+        key: str,
+        partition: int,
+        out: Deliveries,
+        current: Callable[[], bytes | None],
+        delivered: Callable[[Record, Any], None] | None = None,
+    ) -> None:
+        """Send ``key``'s value, as ``current()`` gives it then, to its changelog partition once
+        what the batch published is delivered (:meth:`Deliveries.after`; one record per key and
+        batch, the same value again if it is resent)."""
+        topic = table.changelog_topic
+        name = topic.get_topic_name()
+
+        def record() -> Record:
+            raw_key, _ = topic.prepare_key(key, table.key_serializer)
+            return Record(name, raw_key, current(), partition, refresh=current, delivered=delivered)
+
+        out.after((name, key), record)
+
+    def _write(self, table: Any, key: str, value: Any, partition: int, out: Deliveries) -> None:
+        """Write a table entry: in memory now, to its changelog once the batch is delivered."""
         table.data[key] = value
         topic = table.changelog_topic
 
@@ -447,20 +466,13 @@ class Worker:
             raw, _ = topic.prepare_value(table.data.get(key), table.value_serializer)
             return raw  # type: ignore[no-any-return]
 
-        def record() -> Record:
-            raw_key, _ = topic.prepare_key(key, table.key_serializer)
-            return Record(topic.get_topic_name(), raw_key, current(), partition, refresh=current)
-
-        out.after((topic.get_topic_name(), key), record)
+        self._to_changelog(table, key, partition, out, current)
 
     def _write_state(self, request_id: str, raw: bytes, partition: int, out: Deliveries) -> None:
         """A request's state: the worker's now, on its changelog partition once what the batch
-        published is delivered (one write per request and batch), stored once that record is
-        delivered (:mod:`streams.states`)."""
+        published is delivered, stored once that record is delivered (:mod:`streams.states`)."""
         states = self.states
         states.put(request_id, raw, partition)
-        topic = self.requests.changelog_topic
-        name = topic.get_topic_name()
 
         def current() -> bytes | None:
             return states.get(request_id, partition)
@@ -469,11 +481,7 @@ class Worker:
             if record.value is not None:
                 states.delivered(request_id, record.value, partition, int(result.offset))
 
-        def record() -> Record:
-            raw_key, _ = topic.prepare_key(request_id, self.requests.key_serializer)
-            return Record(name, raw_key, current(), partition, refresh=current, delivered=stored)
-
-        out.after((name, request_id), record)
+        self._to_changelog(self.requests, request_id, partition, out, current, stored)
 
     def _put(self, state: RequestState, partition: int, out: Deliveries) -> None:
         self.metrics.overdue.on_state(state)
@@ -660,22 +668,22 @@ class Worker:
         offsets = self.states.recovered(held)
         kept = timers.take(self.timers_path) if self.states.persistent else {}
         count, reused = 0, 0
-        if not self.states.persistent:
+        if self.states.persistent:
+            for partition in sorted(held):
+                mine = kept.get(partition)
+                if mine is not None and mine.offset == offsets.get(partition):
+                    self.queue.load(partition, mine.due)
+                    self.metrics.overdue.load(mine.overdue)
+                    reused += 1
+                else:
+                    count += await self._schedule(self.states.items_of(partition), partition)
+        else:
             partitions = self.settings.partitions
-            items = (
+            count = await self._schedule(
                 (request_id, raw)
                 for request_id, raw in self.states.items()
                 if not held or partition_of(request_id.encode(), partitions) in held
             )
-            count = await self._schedule(items)
-        for partition in sorted(held) if self.states.persistent else ():
-            mine = kept.get(partition)
-            if mine is not None and mine.offset == offsets.get(partition):
-                self.queue.load(partition, mine.due)
-                self.metrics.overdue.load(mine.overdue)
-                reused += 1
-            else:
-                count += await self._schedule(self.states.items_of(partition), partition)
         log.warning(
             "recovered %d requests, %d with running SLA clocks, in %.1f s%s",
             count,
