@@ -52,6 +52,7 @@ from streams.faults import Faults
 from streams.identity import FenceWatch, file_name
 from streams.metrics import WorkerMetrics
 from streams.pipeline import Outgoing, Pipeline, Where
+from streams.recovery import TableManager
 from streams.restart import Restarts, read_status, restart, status_path, write_status
 from streams.sequence import Sequence, Skipped, committed_with_retry
 from streams.states import States
@@ -148,6 +149,7 @@ class Worker:
             "dead_letters": 0,
             "failures": 0,  # dead letters because handling the message raised
             "duplicates": 0,
+            "read_again": 0,
             "sla_facts": 0,
             "moved": 0,
             "timer_failures": 0,  # requests whose due facts could not be worked out
@@ -197,6 +199,8 @@ class Worker:
             stream_wait_empty=False,
             table_standby_replicas=0,
             table_cleanup_interval=3600.0,
+            # resumes the stream partitions only once a recovery has emptied the queues
+            TableManager=TableManager,
             web_enabled=web_port is not None,
             web_port=web_port or 6066,
             web_bind="127.0.0.1",
@@ -307,8 +311,8 @@ class Worker:
                 for done, event in enumerate(events):
                     if done == failing:
                         self.faults.fail_batch(done, len(events))
-                    await self._in_sequence(event.message)
-                    await handle(event.message, out)
+                    if await self._in_sequence(event.message):
+                        await handle(event.message, out)
                 await out.settle()  # before the batch is acknowledged
                 self.metrics.batch(agent, len(events), time.monotonic() - started)
         except Exception as error:
@@ -391,17 +395,22 @@ class Worker:
 
     # -- message handlers --------------------------------------------------------------------
 
-    async def _in_sequence(self, message: Any) -> None:
-        """Check that no message of the partition was skipped; restart the worker if one was."""
+    async def _in_sequence(self, message: Any) -> bool:
+        """Check that no message of the partition was skipped; restart the worker if one was.
+        False for a message read again that this worker has handled already."""
         tp = (message.topic, message.partition)
         generation = message.generation_id
         if not self.sequence.knows(tp, generation):
             committed = await committed_with_retry(self._committed, tp)
             self.sequence.start(tp, generation, committed)
         try:
-            self.sequence.see(tp, generation, message.offset)
+            if self.sequence.see(tp, generation, message.offset):
+                return True
         except Skipped as skipped:
             self._halt("sequence", str(skipped))
+            return False
+        self.counts["read_again"] += 1
+        return False
 
     async def _committed(self, tp: tuple[str, int]) -> int | None:
         from kafka import KafkaAdminClient, TopicPartition

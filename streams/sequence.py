@@ -14,7 +14,8 @@ first message must be the one at the group's committed offset, and every later o
 the one before. A message that comes later than expected means some were skipped; nothing past
 it has been acknowledged yet, so nothing past the committed offset is lost as long as the worker
 does not go on: :func:`streams.restart.restart` replaces the process with a fresh one, which
-resumes from there.
+resumes from there. A message that comes earlier than expected is one read again within the
+generation; it is passed over (:meth:`Sequence.see`).
 """
 
 from __future__ import annotations
@@ -56,8 +57,15 @@ class Sequence:
         else:
             self.expected[tp] = (generation, committed)
 
-    def see(self, tp: TopicPartition, generation: int | None, offset: int) -> None:
-        """Record a message; raise :class:`Skipped` when messages before it were left out."""
+    def see(self, tp: TopicPartition, generation: int | None, offset: int) -> bool:
+        """Record a message; raise :class:`Skipped` when messages before it were left out.
+
+        Return False for a message this generation has already passed: one read again after
+        Faust sought the partition back to its committed offset (as it does at the end of each
+        recovery, while what it fetched before is still queued). Its first reading was handled
+        in full, or this process would not be here, so it is not handled twice: a repeat would
+        meet the request's later state and, refused, be dead-lettered again for another reason.
+        """
         known = self.expected.get(tp)
         expected = known[1] if known is not None and known[0] == generation else None
         if expected is not None and offset > expected:
@@ -65,8 +73,8 @@ class Sequence:
                 f"{tp[0]}[{tp[1]}]: offsets {expected}..{offset - 1} were never handed to the "
                 f"worker (the next message read is at {offset})"
             )
-        # an offset below the expected one is a message read again: at-least-once
         self.expected[tp] = (generation, max(offset + 1, expected or 0))
+        return expected is None or offset == expected
 
 
 async def committed_with_retry(committed: Committed, tp: TopicPartition) -> int | None:

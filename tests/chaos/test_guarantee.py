@@ -382,5 +382,10 @@ def test_stops_mid_batch_acknowledge_nothing_unhandled(settings: Settings, tmp_p
         result = verify(settings, "--json")
         assert result.returncode == 0, result.stdout
         assert json.loads(result.stdout)["judged"] == len(events)
+        # each start resumed at the committed offsets and read on from there: no message was
+        # lost between Faust's fetcher and the agent (which the worker would have had to
+        # restart for)
+        for log in sorted(tmp_path.glob("worker*.log")):
+            assert "never handed to the worker" not in log.read_text(), log.name
     finally:
         worker.stop()

@@ -25,12 +25,26 @@ def test_messages_in_order_pass_and_a_jump_is_caught() -> None:
         sequence.see(TP, 1, 112)
 
 
-def test_a_message_read_again_is_not_a_skip() -> None:
+def test_a_message_read_again_is_not_a_skip_and_is_not_handled_twice() -> None:
     sequence = Sequence()
     sequence.start(TP, 1, 100)
-    for offset in (100, 101, 102, 100, 101, 102, 103):
-        sequence.see(TP, 1, offset)
+    fresh = [sequence.see(TP, 1, offset) for offset in (100, 101, 102, 100, 101, 102, 103)]
+    assert fresh == [True, True, True, False, False, False, True]
     assert sequence.expected[TP] == (1, 104)
+
+
+def test_messages_below_the_committed_offset_are_passed_over() -> None:
+    sequence = Sequence()
+    sequence.start(TP, 1, 100)
+    assert [sequence.see(TP, 1, offset) for offset in (98, 99, 100)] == [False, False, True]
+
+
+def test_a_new_generation_handles_again_what_the_last_one_read_past_its_commit() -> None:
+    sequence = Sequence()
+    sequence.start(TP, 1, 100)
+    assert all(sequence.see(TP, 1, offset) for offset in range(100, 120))
+    sequence.start(TP, 2, 110)  # committed up to 110 before the rebalance
+    assert [sequence.see(TP, 2, offset) for offset in (110, 111)] == [True, True]
 
 
 def test_without_a_committed_offset_the_first_message_starts_the_sequence() -> None:
