@@ -210,10 +210,16 @@ def test_every_clickhouse_panel_runs_on_the_server_and_the_headlines_add_up(
     between("today", today)
     between("week", week)
     assert int(week) > 0
-    on_time = results["ministry: Resolution on time by province"][1]
-    assert {str(p): float(percent) for p, _, percent in on_time} == pytest.approx(
-        after["on_time"], abs=0.051
-    )
+    # a deadline that passes while the panels run changes a province's share: the panel's is the
+    # share at its own instant, so it lies between the reports' before and after (to its 0.1)
+    on_time = {
+        str(p): float(percent)
+        for p, _, percent in results["ministry: Resolution on time by province"][1]
+    }
+    assert set(on_time) in (set(before["on_time"]), set(after["on_time"]))
+    for province, percent in on_time.items():
+        bounds = [at["on_time"][province] for at in (before, after) if province in at["on_time"]]
+        assert min(bounds) - 0.051 <= percent <= max(bounds) + 0.051, (province, percent, bounds)
     hourly = results["ministry: Breaches per hour"][1]
     assert sum(int(n) for *_, n in hourly) >= int(week)  # the 15 days shown hold the week
     channels = Counter(
