@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from devtools.bench.baselines import parse_consumer_performance
+from devtools.bench.baselines import ShortRead, parse_consumer_performance
 from devtools.bench.harness import BenchError
 
 HEADER = (
@@ -38,7 +38,7 @@ def test_a_read_cut_short_by_the_tool_s_timeout_is_an_error_naming_both_counts()
             " 0, 5066, 0.1, 237.0",
         ]
     )
-    with pytest.raises(BenchError, match=r"read 1,200 of 200,000 records\. WARNING: Exiting"):
+    with pytest.raises(ShortRead, match=r"read 1,200 of 200,000 records\. WARNING: Exiting"):
         parse_consumer_performance(out, 200_000)
 
 
