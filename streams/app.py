@@ -36,7 +36,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import faust
 from faust.types import TP
@@ -330,7 +330,7 @@ class Worker:
                 f" (it starts at {held})",
             )
 
-    def _halt(self, agent: str, reason: str) -> None:
+    def _halt(self, agent: str, reason: str) -> NoReturn:
         """Stop before anything more is acknowledged, and start again from the committed offsets."""
         self._write_status()
         restart(f"{agent}: {reason}", self.status)
@@ -408,7 +408,6 @@ class Worker:
                 return True
         except Skipped as skipped:
             self._halt("sequence", str(skipped))
-            return False
         self.counts["read_again"] += 1
         return False
 

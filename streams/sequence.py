@@ -61,10 +61,10 @@ class Sequence:
         """Record a message; raise :class:`Skipped` when messages before it were left out.
 
         Return False for a message this generation has already passed: one read again after
-        Faust sought the partition back to its committed offset (as it does at the end of each
-        recovery, while what it fetched before is still queued). Its first reading was handled
-        in full, or this process would not be here, so it is not handled twice: a repeat would
-        meet the request's later state and, refused, be dead-lettered again for another reason.
+        Faust sought the partition back to its committed offset while what it had fetched was
+        still queued. Its first reading was handled in full, or this process would not be here,
+        so it is not handled twice: a repeat would meet the request's later state and, refused,
+        be dead-lettered again for another reason.
         """
         known = self.expected.get(tp)
         expected = known[1] if known is not None and known[0] == generation else None

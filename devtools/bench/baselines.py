@@ -75,7 +75,8 @@ def consumer_performance(settings: Settings, topic: str, records: int) -> Consum
     """``ConsumerPerformance`` reading ``records`` from the start of ``topic``, run once more
     when it gives up short (on a loaded machine it once stopped 12 records short of 200,000 and
     idled out; the second read measures the same records)."""
-    for attempt in (1, 2):
+
+    def read() -> ConsumerPerf:
         out = _java(
             settings,
             "ConsumerPerformance",
@@ -89,12 +90,12 @@ def consumer_performance(settings: Settings, topic: str, records: int) -> Consum
             str(CONSUMER_IDLE_MS),
             timeout=1800,
         )
-        try:
-            return parse_consumer_performance(out, records)
-        except ShortRead:
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+        return parse_consumer_performance(out, records)
+
+    try:
+        return read()
+    except ShortRead:
+        return read()
 
 
 CONSUMER_IDLE_MS = 120_000  # the tool gives up after this long without a record
