@@ -752,9 +752,11 @@ def test_reports_at_two_instants_match_a_recomputation_from_the_raw_events(
     final = compare_at(server_url, events, later)
     # the instants differ, and so do the figures: what had not occurred by then does not count
     assert early["requests"] < final["requests"]
+    # both clocks have requests past their deadline at both instants (how many of each depends on
+    # where the working week falls in the ten days before now; each figure was checked above)
     for figures in (early, final):
         assert figures["past_resolution"] > 0
-        assert figures["past_first_response"] > figures["past_resolution"]
+        assert figures["past_first_response"] > 0
     assert final["out_of_remit"] > 0
     assert final["transfers"] > 0
     assert final["reopened"] > 0
