@@ -36,6 +36,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any, NoReturn
 
 import faust
@@ -60,6 +61,9 @@ from streams.stream_time import CAUGHT_UP, sla_now
 
 log = logging.getLogger("samt124.worker")
 TICK_SECONDS = 0.2
+# requests a timer pass looks at, at most: a start that finds tens of thousands past due works
+# through them in passes of a few hundred ms, and routing gets the writer lock between them
+DUE_PER_PASS = 1_000
 BATCH = 500  # messages an agent takes at once (acknowledged only after they are processed)
 BATCH_WAIT = 0.05  # seconds an agent waits for a batch to fill
 IDENTITY_SECONDS = 2.0  # how often a worker that may be fenced asks who holds its identity
@@ -76,6 +80,11 @@ def group_id(settings: Settings) -> str:
 def changelog_topic(settings: Settings) -> str:
     """The request table's changelog topic, as Faust names it: ``<app id>-<table>-changelog``."""
     return f"{group_id(settings)}-requests-changelog"
+
+
+def store_dir(settings: Settings) -> Path:
+    """This worker's local store (one directory per worker identity: two may share a home)."""
+    return settings.home.resolve() / "worker" / file_name(instance_id(settings))
 
 
 def instance_id(settings: Settings) -> str:
@@ -168,7 +177,7 @@ class Worker:
         self.fence = FenceWatch(self.client_id)
         self.status = status_path(settings.home, instance_id(settings))
         self.started_at = datetime.now(UTC)
-        datadir = settings.home.resolve() / "worker" / file_name(instance_id(settings))
+        datadir = store_dir(settings)
         self.timers_path = datadir / "sla-timers.marshal"
         self.app = faust.App(
             group_id(settings),
@@ -594,7 +603,7 @@ class Worker:
         held = self._held()
         out = Deliveries(self._produce)
         started, fired = time.monotonic(), 0
-        for request_id, now in self.queue.pop_due(now_of):
+        for request_id, now in self.queue.pop_due(now_of, DUE_PER_PASS):
             partition = partition_of(request_id.encode(), self.settings.partitions)
             if partition not in held:  # another worker's, or not assigned again yet
                 later = wall + timedelta(seconds=ELSEWHERE_SECONDS)

@@ -101,13 +101,24 @@ class PartitionedDeadlines:
         self, now_of: Callable[[int], datetime], limit: int = 10_000
     ) -> list[tuple[str, datetime]]:
         """Requests whose time has come at their partition's instant ``now_of(partition)``
-        (at most ``limit``), each with that instant, removed from the queue."""
+        (at most ``limit``), each with that instant, removed from the queue.
+
+        Each partition with requests due gets an equal share of ``limit`` first, and what a
+        partition leaves of its share goes to the others in order: a partition with a large
+        backlog due holds none of the others back for more than one call."""
+        queues = sorted(self._queues.items())
+        if not queues or limit <= 0:
+            return []
+        instants = {partition: now_of(partition) for partition, _ in queues}
+        share = max(1, limit // len(queues))
         out: list[tuple[str, datetime]] = []
-        for partition, queue in sorted(self._queues.items()):
-            if len(out) >= limit:
-                break
-            now = now_of(partition)
-            out += [(request_id, now) for request_id in queue.pop_due(now, limit - len(out))]
+        for rounds_share in (share, limit):
+            for partition, queue in queues:
+                room = min(rounds_share, limit - len(out))
+                if room <= 0:
+                    return out
+                now = instants[partition]
+                out += [(request_id, now) for request_id in queue.pop_due(now, room)]
         return out
 
     def clear(self) -> None:

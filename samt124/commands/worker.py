@@ -34,6 +34,13 @@ def register(commands: Any) -> None:
         " partitions at once (for scaling down; a restart without it gets them back faster)",
     )
     worker.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="forget the worker group's state (committed offsets, changelogs, this worker's"
+        " store) and read the intake again from its beginning; every worker of the group must"
+        " be stopped, and the others discard their stores when they start",
+    )
+    worker.add_argument(
         "--status",
         action="store_true",
         help="print the status of the workers of this home (restarts and why, counts) and exit",
@@ -56,13 +63,16 @@ def register(commands: Any) -> None:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    import functools
     import sys
 
     import faust
 
     from samt124.kafka.admin import ensure_topics, resolved
-    from streams.app import Worker, instance_id
+    from streams.app import Worker, group_id, instance_id, store_dir
     from streams.identity import HomeLock, IdentityTaken
+    from streams.rebuild import changelog_id, check_store, rebuild
+    from streams.restart import Restarts
 
     if args.status:
         return print_status(settings)
@@ -78,6 +88,26 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     if mismatch:
         raise CommandError(mismatch)
     settings.home.mkdir(parents=True, exist_ok=True)
+    datadir = store_dir(settings)
+    # a worker that restarts itself runs with the same arguments: it rebuilds nothing again
+    if args.rebuild and Restarts.inherited().count == 0:
+        say = functools.partial(print, "samt124 worker --rebuild:", flush=True)
+        rebuild(
+            settings,
+            group=group_id(settings),
+            instance=instance_id(settings),
+            datadir=datadir,
+            say=say,
+        )
+        ensure_topics(settings)
+        say("reading the intake from its beginning (`samt124 lag` shows how far)")
+    if check_store(datadir, changelog_id(settings)) == "discard":
+        print(
+            f"samt124 worker: discarded the local store {datadir}: it was built from a"
+            " request changelog that no longer exists (rebuilt); the states come from the"
+            " changelog as it is now",
+            flush=True,
+        )
     worker = Worker(settings, web_port=args.web_port)
     serve_at = metrics.where(args.metrics, settings)
     if serve_at is not None:

@@ -23,7 +23,7 @@ from api.keys import KeyStore
 from producers.publisher import Publisher
 from samt124.contract import wire
 from samt124.domain.calendar import Calendar, Closure, load_config
-from samt124.domain.events import OfficeClosureAnnounced, RequestResolved
+from samt124.domain.events import OfficeClosureAnnounced, RequestResolved, RequestResponded
 from samt124.domain.tehran_time import TEHRAN
 from samt124.kafka.admin import ensure_topics
 from samt124.kafka.reader import read_topics
@@ -518,3 +518,28 @@ def test_the_worker_dead_letters_an_action_published_straight_to_kafka_by_anothe
     assert status_of(stack, "tehran", request_id)["detailed_status"] == "referred"
     province = decoded(read_topics(stack.settings, [topics.province("IR-23")]))
     assert forged.event_id not in {e.event_id for e in province}
+    # the refused action is not the request's last change, nor its note
+    shown = shown_to(stack, "portal", request_id)
+    assert shown["status_notes"] == "referred (samt-org:IR-23)"
+    assert shown["updated_datetime"] == shown["requested_datetime"]
+
+    # the holder's own system answers straight on Kafka, not through the API: the status shows
+    # the answer's time and note once the worker has taken it in
+    answered_at = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=7)
+    answer = RequestResponded(
+        event_id=str(uuid.uuid4()),
+        request_id=request_id,
+        occurred_at=answered_at,
+        recorded_at=datetime.now(UTC),
+        source="samt-org-tehran-crm",
+        actor="samt-org:IR-23",
+        body_id="samt-org:IR-23",
+        message="کارشناس با متقاضی تماس گرفت",
+    )
+    with Publisher(stack.settings) as publisher:
+        publisher.publish(answer)
+    wait_status(stack, "tehran", request_id, "responded")
+    shown = shown_to(stack, "portal", request_id)
+    assert shown["status_notes"] == "کارشناس با متقاضی تماس گرفت"
+    assert shown["updated_datetime"] == answered_at.astimezone(TEHRAN).isoformat()
+    assert shown["updated_datetime"] != shown["requested_datetime"]

@@ -73,18 +73,21 @@ def test_a_pause_in_a_replay_is_not_the_end_of_the_log() -> None:
         assert sla_now(wall, watermark, idle=timedelta(seconds=pause)) == watermark
 
 
+MICROSECOND = timedelta(microseconds=1)
+
+
 @given(
-    st.floats(0, 3 * 86_400),  # when the last live message arrived
-    st.floats(0, LIVE_LAG.total_seconds()),  # how late it arrived after it occurred
-    st.floats(0, 86_400),  # the silence since
+    st.integers(0, 3 * 86_400 * 10**6),  # when the last live message arrived, in µs
+    st.integers(0, LIVE_LAG // MICROSECOND),  # how late it arrived after it occurred
+    st.integers(0, 86_400 * 10**6),  # the silence since
 )
-def test_live_traffic_never_waits_for_the_idle_window(
-    arrived: float, late: float, since: float
-) -> None:
+def test_live_traffic_never_waits_for_the_idle_window(arrived: int, late: int, since: int) -> None:
     """A live worker's watermark falls behind the wall clock as a silence lasts: the timers
-    keep the wall clock all along, the idle window or not."""
-    watermark, wall = at(arrived - late), at(arrived + since)
-    assert sla_now(wall, watermark, idle=timedelta(seconds=since)) == wall
+    keep the wall clock all along, the idle window or not. (In whole microseconds, as Kafka's
+    and datetime's instants are: seconds as floats round, and a lag of exactly LIVE_LAG could
+    come out a microsecond over it.)"""
+    watermark, wall = T0 + (arrived - late) * MICROSECOND, T0 + (arrived + since) * MICROSECOND
+    assert sla_now(wall, watermark, idle=since * MICROSECOND) == wall
 
 
 def test_a_worker_lagging_behind_live_traffic_follows_event_time() -> None:
@@ -112,3 +115,24 @@ def test_each_partitions_requests_fall_due_at_that_partitions_instant() -> None:
     assert queues.pop_due({0: at(9_999), 1: at(4_999)}.__getitem__) == []
     assert queues.pop_due({0: at(9_999), 1: at(5_000)}.__getitem__) == [("1-behind", at(5_000))]
     assert len(queues) == 0
+
+
+def test_a_capped_call_shares_its_room_between_the_partitions_with_requests_due() -> None:
+    """Partition 0 has a large backlog due: the others still get their turn in the same call,
+    and what they leave of their share goes back to partition 0."""
+    queues = PartitionedDeadlines(lambda request_id: int(request_id[0]))
+    for n in range(100):
+        queues.schedule(f"0-{n:03}", at(n))
+    queues.schedule("1-a", at(1))
+    queues.schedule("2-a", at(2))
+    queues.schedule("2-b", at(3))
+    queues.schedule("3-later", at(9_000))  # not due: its share is left to the others
+    now = {p: at(5_000) for p in range(4)}.__getitem__
+    first = [request_id for request_id, _ in queues.pop_due(now, limit=12)]
+    assert len(first) == 12
+    assert {"1-a", "2-a", "2-b"} <= set(first)
+    assert [r for r in first if r.startswith("0-")] == [f"0-{n:03}" for n in range(9)]
+    rest = [request_id for request_id, _ in queues.pop_due(now, limit=1_000)]
+    assert rest == [f"0-{n:03}" for n in range(9, 100)]
+    assert len(queues) == 1
+    assert queues.pop_due(now, limit=0) == []
