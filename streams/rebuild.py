@@ -19,11 +19,11 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from samt124.errors import CommandFailed
+from samt124.kafka.admin import admin_client
 from samt124.kafka.topics import Topics
 from samt124.settings import Settings
 
@@ -67,7 +67,7 @@ def check_store(datadir: Path, current: str | None) -> str:
 def changelog_id(settings: Settings) -> str | None:
     """The topic id of the request changelog (``None`` while it does not exist)."""
     topic = Topics(settings.topic_namespace).changelog("requests")
-    with _admin(settings) as admin:
+    with admin_client(settings) as admin:
         for described in admin.describe_topics([topic]):
             if described.get("name") == topic and not described.get("error_code"):
                 found = described.get("topic_id")
@@ -91,7 +91,7 @@ def rebuild(
 
     topics = Topics(settings.topic_namespace)
     changelogs = topics.changelogs()
-    with _admin(settings) as admin:
+    with admin_client(settings) as admin:
         # this worker stopped without leaving (a static member stays for its session): it
         # cannot be running, its home is locked by the caller
         try:
@@ -153,14 +153,3 @@ def _error_names(result: dict[str, Any]) -> Iterator[str]:
     (``"OK"`` for none: kafka-python's ``delete_groups``)."""
     for error in result.values():
         yield error if isinstance(error, str) else error.__name__
-
-
-@contextmanager
-def _admin(settings: Settings) -> Iterator[Any]:
-    from kafka import KafkaAdminClient
-
-    admin = KafkaAdminClient(**settings.kafka_client_options())
-    try:
-        yield admin
-    finally:
-        admin.close()

@@ -75,7 +75,8 @@ def plan_for(settings: Settings, brokers: int) -> TopicPlan:
 
 
 @contextlib.contextmanager
-def _admin(settings: Settings) -> Iterator[Any]:
+def admin_client(settings: Settings) -> Iterator[Any]:
+    """A kafka-python admin client on these settings, closed on leaving the block."""
     from kafka.admin import KafkaAdminClient
 
     admin = KafkaAdminClient(**settings.kafka_client_options(), client_id="samt124-admin")
@@ -92,7 +93,7 @@ def _brokers(admin: Any) -> int:
 @_riding_out_restarts
 def cluster_plan(settings: Settings) -> TopicPlan:
     """The plan for the cluster ``settings`` point at (its brokers counted now)."""
-    with _admin(settings) as admin:
+    with admin_client(settings) as admin:
         return plan_for(settings, _brokers(admin))
 
 
@@ -120,7 +121,7 @@ def ensure_topics(
     from kafka.errors import TopicAlreadyExistsError
 
     topics = Topics(settings.topic_namespace)
-    with _admin(settings) as admin:
+    with admin_client(settings) as admin:
         plan = plan_for(settings, _brokers(admin))
         existing = set(admin.list_topics())
         wanted = [name for name in (*topic_names(settings), *extra) if name not in existing]
@@ -153,7 +154,7 @@ def inspect_topics(settings: Settings) -> tuple[TopicPlan, list[Difference]]:
     from kafka.admin import ConfigResource, ConfigResourceType
 
     topics = Topics(settings.topic_namespace)
-    with _admin(settings) as admin:
+    with admin_client(settings) as admin:
         plan = plan_for(settings, _brokers(admin))
         existing = set(admin.list_topics())
         names = [name for name in topic_names(settings) if name in existing]
@@ -191,7 +192,7 @@ def alter_topics(settings: Settings, found: Sequence[Difference]) -> list[Differ
     left = [difference for difference in found if not difference.alterable]
     if not by_topic:
         return left
-    with _admin(settings) as admin:
+    with admin_client(settings) as admin:
         resources = [
             ConfigResource(ConfigResourceType.TOPIC, topic, configs)
             for topic, configs in by_topic.items()
