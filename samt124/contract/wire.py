@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any, cast
@@ -25,6 +26,7 @@ from schemas import RELEASED_DIR, SCHEMA_DIR
 
 MARKER = b"\xc3\x01"
 HEADER_SIZE = len(MARKER) + 8
+_MILLIS = ("long", "timestamp-millis")
 
 
 class DecodeError(Exception):
@@ -56,10 +58,17 @@ class Codec:
     def __init__(self, schema_dir: Path = SCHEMA_DIR, released_dir: Path | None = RELEASED_DIR):
         self._current: dict[str, tuple[Any, bytes]] = {}
         self._writers: dict[bytes, _Writer] = {}
+        self._branches: dict[str, tuple[tuple[str, str, type], ...]] = {}
+        self._headers: dict[str, tuple[tuple[str, bytes], ...]] = {}
         for path in sorted(schema_dir.glob("*.avsc")):
             name, parsed, fp = load_schema(path)
             self._current[name] = (parsed, fp)
             self._writers[fp] = _Writer(name, parsed, None)
+            self._branches[name] = _optional_branches(parsed)
+            self._headers[name] = (
+                ("event-type", name.encode()),
+                ("schema-fingerprint", fp.hex().encode()),
+            )
         missing = sorted(set(EVENT_TYPES) - set(self._current))
         if missing:
             raise ValueError(f"no schema in {schema_dir} for: {', '.join(missing)}")
@@ -73,12 +82,22 @@ class Codec:
         """The fingerprint of the current schema of record ``name``."""
         return self._current[name][1]
 
+    def headers(self, name: str) -> list[tuple[str, bytes]]:
+        """Kafka headers of a record ``name``: the name and its current schema's fingerprint."""
+        return list(self._headers[name])
+
     def encode(self, event: Event) -> bytes:
-        schema, fp = self._current[event_type(event)]
+        name = event_type(event)
+        schema, fp = self._current[name]
+        record = to_record(event)
+        for field, branch, kind in self._branches[name]:
+            value = record.get(field)
+            if type(value) is kind:
+                record[field] = (branch, value)
         out = io.BytesIO()
         out.write(MARKER)
         out.write(fp)
-        schemaless_writer(out, schema, to_record(event))
+        schemaless_writer(out, schema, record)
         return out.getvalue()
 
     def decode(self, data: bytes) -> Event:
@@ -113,6 +132,26 @@ class Codec:
         return writer.name, record
 
 
+def _optional_branches(schema: Any) -> tuple[tuple[str, str, type], ...]:
+    """``(field, branch, type)`` for the top-level optional fields ``["null", X]`` of a parsed
+    record schema where X is a string or a timestamp, and ``type`` the one Python type X takes.
+
+    Given ``(branch, value)`` fastavro writes that branch at once instead of trying each branch
+    of the union in turn; for a value of exactly ``type`` it would have chosen the same one.
+    """
+    found: list[tuple[str, str, type]] = []
+    for field in schema["fields"]:
+        union = field["type"]
+        if not (isinstance(union, list) and len(union) == 2 and union[0] == "null"):
+            continue
+        other = union[1]
+        if other == "string":
+            found.append((field["name"], "string", str))
+        elif isinstance(other, dict) and (other.get("type"), other.get("logicalType")) == _MILLIS:
+            found.append((field["name"], "long", datetime))
+    return tuple(found)
+
+
 @cache
 def default_codec() -> Codec:
     """The codec over ``schemas/`` and ``schemas/released/`` (parsed once, on first use)."""
@@ -131,11 +170,7 @@ def decode(data: bytes) -> Event:
 
 def headers(event: Event) -> list[tuple[str, bytes]]:
     """Kafka headers: the record name and the hex fingerprint of its current schema."""
-    name = event_type(event)
-    return [
-        ("event-type", name.encode()),
-        ("schema-fingerprint", default_codec().fingerprint(name).hex().encode()),
-    ]
+    return default_codec().headers(event_type(event))
 
 
 def key(event: Event) -> bytes:

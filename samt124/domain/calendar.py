@@ -39,6 +39,7 @@ ANY_PROVINCE = "*"
 WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")  # index = date.weekday()
 _SEARCH_YEARS = 10  # a province with no working time for this long is a configuration error
 _FIRST_YEAR, _LAST_YEAR = 1990, 2100  # local years located by table; others by conversion
+_MEMO_SIZE = 1 << 16  # deadlines remembered per calendar (forgotten all at once when full)
 
 Hours = tuple[tuple[time, time], ...]
 
@@ -178,7 +179,7 @@ def _new_years(time_zone: str) -> tuple[int, ...]:
 class Calendar:
     """Working time per province. Immutable: :meth:`with_closure` returns a new calendar."""
 
-    __slots__ = ("_closures", "_config", "_new_years", "_years", "_zone")
+    __slots__ = ("_closures", "_config", "_new_years", "_reached", "_years", "_zone")
 
     def __init__(
         self,
@@ -190,6 +191,9 @@ class Calendar:
         self._closures: Mapping[str, tuple[Closure, ...]] = dict(closures or {})
         self._years: dict[tuple[str, int], _Year] = {}  # memo, filled on demand
         self._new_years = _new_years(config.time_zone)
+        # memo of add_working_us: a request's deadlines are asked for again with each of its
+        # events (the deadlines fact, the SLA facts, the next due instant), mostly unchanged
+        self._reached: dict[tuple[str, int, int], int] = {}
 
     @property
     def config(self) -> CalendarConfig:
@@ -240,6 +244,15 @@ class Calendar:
     # -- the same in microseconds, for the SLA clocks ------------------------------------------
 
     def add_working_us(self, province: str, start: int, amount: int) -> int:
+        key = (province, start, amount)
+        found = self._reached.get(key)
+        if found is None:
+            if len(self._reached) >= _MEMO_SIZE:
+                self._reached.clear()
+            found = self._reached[key] = self._add_working_us(province, start, amount)
+        return found
+
+    def _add_working_us(self, province: str, start: int, amount: int) -> int:
         if amount < 0:
             raise ValueError(f"cannot add negative working time ({amount} us)")
         year_number = self._local_year(start)

@@ -66,6 +66,8 @@ SEEN_LIMIT = 64  # event ids remembered per request for de-duplication
 STATE_FORMAT = 2  # 1: release 0.1.0, positional clocks (still read)
 # Format 1 stored a clock as a row of these fields, in this order.
 _CLOCK_ROW_FIELDS = ("kind", "cycle", "policy_id", "elapsed", "running_since", "stopped")
+# The state's JSON writer, made once (``json.dumps`` with options builds one per call).
+_STATE_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +150,7 @@ class RequestState:
 
     def to_bytes(self) -> bytes:
         """The state as its changelog holds it: compact UTF-8 JSON of :meth:`to_json`."""
-        return json.dumps(self.to_json(), separators=(",", ":"), ensure_ascii=False).encode()
+        return _STATE_JSON.encode(self.to_json()).encode()
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> RequestState:

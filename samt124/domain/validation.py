@@ -45,6 +45,9 @@ INT_RANGES = {
 NATIONAL_ID = re.compile(r"\d{10}|\d{11}")
 PHONE = re.compile(r"\+?\d{4,19}")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+# The form ``str(uuid.UUID(...))`` writes, which ``uuid.UUID`` always reads: checked first,
+# the slower parse only for ids in another form (upper case, braces, ``urn:uuid:``) or none.
+CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,7 @@ def _check_text(name: str, value: str) -> str | None:
     limit = MAX_LENGTH.get(name, DEFAULT_MAX_LENGTH)
     if len(value) > limit:
         return f"must be at most {limit} characters, got {len(value)}"
-    if name in UUID_FIELDS:
+    if name in UUID_FIELDS and not CANONICAL_UUID.fullmatch(value):
         try:
             uuid.UUID(value)
         except ValueError:

@@ -164,6 +164,14 @@ def test_a_closure_moves_deadlines_in_its_province_only() -> None:
     assert CALENDAR.add_working_time("IR-30", start, 2 * HOUR) == tehran(2026, 1, 11, 9, 0)
 
 
+def test_a_closure_moves_a_deadline_the_calendar_already_worked_out() -> None:
+    start = tehran(2026, 1, 10, 13, 0)
+    assert CALENDAR.add_working_time("IR-30", start, 2 * HOUR) == tehran(2026, 1, 11, 9, 0)
+    closed = CALENDAR.with_closure(Closure("IR-30", date(2026, 1, 11), date(2026, 1, 12)))
+    assert closed.add_working_time("IR-30", start, 2 * HOUR) == tehran(2026, 1, 13, 9, 0)
+    assert CALENDAR.add_working_time("IR-30", start, 2 * HOUR) == tehran(2026, 1, 11, 9, 0)
+
+
 def test_announcing_the_same_closure_twice_changes_nothing() -> None:
     closure = Closure("IR-30", date(2026, 1, 11), date(2026, 1, 11))
     once = CALENDAR.with_closure(closure)

@@ -62,6 +62,28 @@ def test_each_rule_names_its_field(changes: dict[str, object], field: str, messa
     assert message in error.message
 
 
+@pytest.mark.parametrize(
+    "event_id",
+    [
+        "6F1C2D3E-4B5A-4C6D-8E7F-901A2B3C4D5E",
+        "{6f1c2d3e-4b5a-4c6d-8e7f-901a2b3c4d5e}",
+        "urn:uuid:6f1c2d3e-4b5a-4c6d-8e7f-901a2b3c4d5e",
+        "6f1c2d3e4b5a4c6d8e7f901a2b3c4d5e",
+    ],
+)
+def test_a_uuid_in_any_form_python_reads_is_valid(event_id: str) -> None:
+    assert validate(replace(VALID, event_id=event_id), now=NOW) == []
+
+
+@pytest.mark.parametrize(
+    "event_id", ["6f1c2d3e-4b5a-4c6d-8e7f-901a2b3c4d5", "6f1c2d3e-4b5a-4c6d-8e7f-901a2b3c4d5g"]
+)
+def test_a_uuid_a_digit_short_or_with_a_letter_past_f_is_not(event_id: str) -> None:
+    (error,) = validate(replace(VALID, event_id=event_id), now=NOW)
+    assert error.field == "event_id"
+    assert "must be a UUID" in error.message
+
+
 def test_future_tolerance_is_five_minutes_in_any_zone() -> None:
     tehran = timezone(timedelta(hours=3, minutes=30))
     soon = (NOW + timedelta(minutes=4)).astimezone(tehran)
