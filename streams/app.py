@@ -61,11 +61,16 @@ from streams.stream_time import CAUGHT_UP, sla_now
 
 log = logging.getLogger("samt124.worker")
 TICK_SECONDS = 0.2
-# requests a timer pass looks at, at most: a start that finds tens of thousands past due works
-# through them in passes of a few hundred ms, and routing gets the writer lock between them
-DUE_PER_PASS = 1_000
+# A timer pass holds the writer lock for about PASS_SECONDS at most: it takes the due requests
+# DUE_PER_LOOK at a time and stops once that long has gone, so an intake batch waits for one
+# short pass, never for a backlog of deadlines (a start that finds tens of thousands past due).
+# A tick runs passes while requests remain due, for about TICK_BUSY_SECONDS, giving the lock
+# back between them (asyncio's lock is first come, first served: a waiting batch goes first).
+PASS_SECONDS = 0.02
+DUE_PER_LOOK = 32
+TICK_BUSY_SECONDS = 0.15
 BATCH = 500  # messages an agent takes at once (acknowledged only after they are processed)
-BATCH_WAIT = 0.05  # seconds an agent waits for a batch to fill
+BATCH_WAIT = 0.02  # seconds an agent waits for a batch to fill
 IDENTITY_SECONDS = 2.0  # how often a worker that may be fenced asks who holds its identity
 STATUS_SECONDS = 10.0  # how often the status file is rewritten
 FENCED_EXIT = 4  # the exit status of a worker that stops because another took its identity
@@ -586,11 +591,15 @@ class Worker:
             raise
 
     async def _fire(self) -> None:
-        async with self.writer:
-            await self._due()
+        started = time.monotonic()
+        more = True
+        while more and time.monotonic() - started < TICK_BUSY_SECONDS:
+            async with self.writer:
+                more = await self._due()
 
-    async def _due(self) -> None:
-        """Publish the SLA facts that fell due and store the states that record them."""
+    async def _due(self) -> bool:
+        """Publish the SLA facts that fell due and store the states that record them, for about
+        :data:`PASS_SECONDS`; whether requests due may remain."""
         self._adopt_closures()
         wall = datetime.now(UTC)
         read = time.monotonic()
@@ -603,7 +612,25 @@ class Worker:
         held = self._held()
         out = Deliveries(self._produce)
         started, fired = time.monotonic(), 0
-        for request_id, now in self.queue.pop_due(now_of, DUE_PER_PASS):
+        more = True
+        while more and time.monotonic() - started < PASS_SECONDS:
+            due = self.queue.pop_due(now_of, DUE_PER_LOOK)
+            more = len(due) == DUE_PER_LOOK
+            fired += await self._fire_due(due, held, wall, out)
+        await out.settle()
+        if self.unsaved and time.monotonic() - self.saved_at >= SAVE_SECONDS:
+            await self._save(held)
+        if fired:
+            self.metrics.batch("timer", fired, time.monotonic() - started)
+        return more
+
+    async def _fire_due(
+        self, due: list[tuple[str, datetime]], held: set[int], wall: datetime, out: Deliveries
+    ) -> int:
+        """Work out and send the facts of ``due`` requests (each with its partition's instant);
+        how many requests had facts."""
+        fired = 0
+        for request_id, now in due:
             partition = partition_of(request_id.encode(), self.settings.partitions)
             if partition not in held:  # another worker's, or not assigned again yet
                 later = wall + timedelta(seconds=ELSEWHERE_SECONDS)
@@ -630,11 +657,7 @@ class Worker:
                 self.states.put(request_id, step.state.to_bytes(), partition)
                 self.unsaved[request_id] = partition
             self.queue.schedule(request_id, step.due, partition)
-        await out.settle()
-        if self.unsaved and time.monotonic() - self.saved_at >= SAVE_SECONDS:
-            await self._save(held)
-        if fired:
-            self.metrics.batch("timer", fired, time.monotonic() - started)
+        return fired
 
     async def _save(self, held: set[int]) -> None:
         """Write the states the timer changed whose facts are delivered, one record each.

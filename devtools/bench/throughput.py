@@ -215,13 +215,16 @@ def measure_latency(base: Settings, rate: float, seconds: float, work: Path) -> 
         f" {rate:,.0f} events/s for {seconds:.0f} s (`Publisher.publish_many` every 50 ms)."
         " For every request opened, latency = the Kafka record timestamp of its"
         " `RequestReferred` on the province topic (set by the worker's producer) − the record"
-        " timestamp of its submission on the intake topic (set by the publisher at send).",
+        " timestamp of its submission on the intake topic (set by the publisher at send)."
+        " The warm-up request published before them, which waits for the worker's start, is"
+        " not counted.",
     )
     settings = harness.namespace(base, "lat")
     harness.topics_ready(settings)
     worker = harness.start(settings, "worker", log=work / "latency-worker.log")
+    warm_up = workload.warm_up()
     try:
-        publish(settings, (workload.warm_up(),))
+        publish(settings, (warm_up,))
         harness.wait_until(
             lambda: count_records(settings, province_topics(settings)) >= 2,
             180,
@@ -237,6 +240,7 @@ def measure_latency(base: Settings, rate: float, seconds: float, work: Path) -> 
         r.key: r.timestamp_ms
         for r in read_topics(settings, [topics.intake])
         if isinstance(wire.decode(r.value), RequestSubmitted | LetterRegistered)
+        and r.key != wire.key(warm_up)  # waited for the worker's start
     }
     latencies = [
         float(r.timestamp_ms - submitted[r.key])

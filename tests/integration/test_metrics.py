@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import urllib.request
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from samt124.contract import wire
 from samt124.kafka.admin import ensure_topics
 from samt124.kafka.topics import Topics
 from samt124.settings import Settings, parse_clickhouse_url
+from streams.app import DUE_PER_LOOK
 from tests.integration.pipeline import produce_raw, start, submission, wait_for
 
 pytestmark = pytest.mark.integration
@@ -38,6 +40,14 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
+
+
+def scrape_when_up(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """As :func:`scrape`; nothing while the endpoint does not answer yet."""
+    try:
+        return scrape(port)
+    except OSError:  # urllib's URLError included
+        return {}
 
 
 def value(
@@ -153,3 +163,47 @@ def test_a_metrics_port_in_use_is_a_runtime_failure_with_what_to_do(
     assert f"cannot serve the sink's metrics on 127.0.0.1:{port}" in said
     assert "--metrics" in said
     assert "Traceback" not in said
+
+
+BACKLOG = 2_000
+
+
+def test_a_backlog_of_past_deadlines_is_worked_through_in_short_timer_passes(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Requests submitted two months ago reach the worker all at once, every deadline of theirs
+    long past: the SLA timer works through them in many passes, each short enough that an intake
+    batch waiting for the writer lock is never held up for long (a pass once took 1,000 requests
+    and held the lock for up to 1.7 s)."""
+    from producers.publisher import Publisher
+
+    ensure_topics(settings)
+    long_ago = datetime.now(UTC) - timedelta(days=60)
+    with Publisher(settings) as publisher:
+        publisher.publish_many([submission(at=long_ago) for _ in range(BACKLOG)])
+    port = free_port()
+    worker = start(settings, "worker", "--metrics", f"127.0.0.1:{port}", log=tmp_path / "w.log")
+    try:
+        w = wait_for(
+            lambda: (
+                (s := scrape_when_up(port))
+                and value(
+                    s, "samt124_worker_sla_facts_total", kind="SlaBreached", clock="RESOLUTION"
+                )
+                == BACKLOG
+                and s
+            ),
+            240,
+            "a resolution breach of every request",
+        )
+    finally:
+        worker.stop()
+    assert value(
+        w, "samt124_worker_sla_facts_total", kind="SlaBreached", clock="FIRST_RESPONSE"
+    ) == (BACKLOG)
+    passes = value(w, "samt124_worker_batch_duration_seconds_count", agent="timer")
+    assert passes >= BACKLOG / DUE_PER_LOOK
+    # every pass (its share of the requests, the delivery of their facts, the states saved)
+    # within half a second, the lock held meanwhile
+    short = value(w, "samt124_worker_batch_duration_seconds_bucket", agent="timer", le="0.5")
+    assert short == passes
