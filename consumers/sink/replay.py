@@ -5,13 +5,18 @@ The replay is the sink itself (the same rows, the same exactly-once storage) in 
 of its own, ``<namespace>-replay-<database>``, that stops at the end the log had when the replay
 started. Its committed offsets are its progress: a replay killed half-way and started again goes
 on from the last batch it stored (a batch stored but not committed is stored again and collapses
-in ``events_unique``, as in the sink). At the end it checks that every message of the log, from
+in ``events_unique``, as in the sink). Into a server, several processes can share the work
+(:func:`replay_in_processes`): members of the same group, each storing the partitions the group
+gives it; each stops when every partition it holds has reached its end, and the last one left
+holds whatever the others gave back. At the end it checks that every message of the log, from
 each partition's beginning to that end, is in ClickHouse (a row in ``events``, rows in
 ``sla_deadlines`` for a clocks' deadlines fact, or one in ``sink_errors`` for the undecodable).
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import signal
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,10 +24,13 @@ from typing import Any
 
 from consumers.clickhouse.engine import Engine
 from consumers.sink.loader import Sink, SinkStats, subscription
+from samt124.errors import CommandFailed
+from samt124.kafka.admin import admin_client
 from samt124.kafka.topics import Topics
 from samt124.settings import Settings
 
 TopicPartition = tuple[str, int]
+MAX_JOBS = 4  # sink processes a replay into a server starts by default, at most
 
 
 def replay_group(settings: Settings, database: str) -> str:
@@ -177,6 +185,85 @@ def replay(
 
     stats = sink.run(until=reached)
     return stats, not sink.stopping.is_set()
+
+
+def group_offsets(admin: Any, group: str) -> dict[TopicPartition, int]:
+    """The group's committed offsets, in one request of a kafka-python admin client."""
+    found = admin.list_group_offsets({group: None}).get(group, {})
+    return {
+        (tp.topic, tp.partition): int(meta.offset) for tp, meta in found.items() if meta.offset >= 0
+    }
+
+
+def replay_in_processes(
+    settings: Settings,
+    where: LogRange,
+    group: str,
+    *,
+    max_batch: int,
+    jobs: int,
+    progress: Callable[[int], None],
+    every: float = 1.0,
+) -> tuple[int, bool]:
+    """Store the range's messages with ``jobs`` sink processes in ``group``; ``progress(done)``
+    every ``every`` seconds from the group's committed offsets. The messages committed by the
+    group when all have stopped, and whether that is the whole range. SIGTERM or Ctrl-C stops
+    every process after its current batch."""
+    context = multiprocessing.get_context("spawn")  # no Kafka client state crosses the fork
+    members = [
+        context.Process(target=member, args=(settings, where, group, max_batch), name=f"replay-{n}")
+        for n in range(jobs)
+    ]
+    for process in members:
+        process.start()
+
+    def stop(signum: int, frame: Any) -> None:  # each member finishes its batch, then stops
+        for process in members:
+            if process.is_alive():
+                process.terminate()  # SIGTERM
+
+    before = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with admin_client(settings) as admin:
+            while any(process.is_alive() for process in members):
+                for process in members:
+                    process.join(timeout=every / len(members))
+                progress(where.done(group_offsets(admin, group)))
+            done = where.done(group_offsets(admin, group))
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    progress(done)
+    return done, done >= where.messages
+
+
+def member(settings: Settings, where: LogRange, group: str, max_batch: int) -> None:
+    """One process of :func:`replay_in_processes`: the sink in ``group``, until every
+    partition it holds has reached the range's end (or a signal stops it)."""
+    sink = Sink(settings, max_batch=max_batch, group=group)
+    sink.install_signal_handlers()
+    ends = {(topic, partition): end for (topic, partition), end in where.end.items()}
+
+    def reached(consumer: Any) -> bool:
+        assigned = consumer.assignment()
+        return bool(assigned) and all(
+            consumer.position(tp) >= ends.get((tp.topic, tp.partition), 0) for tp in assigned
+        )
+
+    sink.run(until=reached)
+
+
+def jobs_for(wanted: int | None, engine: str, cores: int | None) -> int:
+    """How many sink processes replay: as asked, else one per core (at most :data:`MAX_JOBS`)
+    into a server and one into chdb, whose directory one process at a time may open."""
+    if engine == "chdb":
+        if wanted is not None and wanted > 1:
+            raise CommandFailed(
+                f"--jobs {wanted}: the embedded engine (chdb) is opened by one process at a time",
+                "replay into chdb with one process (leave out --jobs), or into a server",
+            )
+        return 1
+    return wanted if wanted is not None else max(1, min(cores or 1, MAX_JOBS))
 
 
 def eta_text(seconds: float) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable
@@ -201,20 +202,54 @@ TEN_MILLION = 10_000_000
 
 
 def measure_replay(base: Settings, server_url: str | None, count: int, work: Path) -> Section:
-    """``samt124 replay`` of ``count`` events on the province topics into an empty database."""
+    """``samt124 replay`` of ``count`` events on the province topics into an empty database, with
+    one sink process and with the default (one per core)."""
+    from consumers.sink.replay import jobs_for
+
+    jobs = jobs_for(None, "server", os.cpu_count())
     section = Section(
         "replay",
         "Replay: the log into an empty ClickHouse server database",
         f"{count:,} simulated events are written to the province topics first; then `samt124"
         " --clickhouse-url clickhouse://…/bench_replay replay` runs as a child process: schema,"
         " the log's range, every message stored (batches of 100,000), the check against the"
-        " log. *Rate* = messages / the replay's own time (its output); *whole command*"
-        " includes start-up and the check. The 10 M estimate is 10,000,000 / the rate, start-up"
-        " and check left out: an extrapolation, not a measurement.",
+        f" log; once with `--jobs 1`, once with its default ({jobs} sink processes here, one per"
+        " core), each into a database of its own. *Rate* = messages / the replay's own time"
+        " (its output); *whole command* includes start-up and the check. The 10 M estimate is"
+        " 10,000,000 / the rate of the default, start-up and check left out: an extrapolation,"
+        " not a measurement.",
     )
     if not server_url:
         section.error = "needs the ClickHouse server"
         return section
+    settings = harness.namespace(base, "replay")
+    harness.topics_ready(settings)
+    for topic, messages in _province_messages(settings, workload.events(count)).items():
+        fill(settings, topic, messages)
+    rates: dict[str, float | None] = {}
+    for label, database, args in (
+        ("one process", "bench_replay_one", ("--jobs", "1")),
+        (f"{jobs} processes", "bench_replay", ()),
+    ):
+        url = server_url.rsplit("/", 1)[0] + "/" + database
+        run = settings.model_copy(update={"clickhouse_url": url})
+        seconds, out, peak = harness.run_watched(
+            run, "replay", *args, log=work / f"replay-{database}.log"
+        )
+        found = REPLAYED.search(out)
+        if found is None or "check: all" not in out:
+            section.error = f"the replay ({label}) did not finish with its check:\n{out[-1500:]}"
+            return section
+        replayed, took = int(found.group(1).replace(",", "")), float(found.group(2))
+        rates[label] = section.add(
+            f"replay into the server, {label}", replayed / took, "events/s", f"{replayed:,}"
+        )
+        section.add(f"whole command, {label}", seconds, "s", "start-up, schema, replay, check")
+        section.add(f"replay peak RSS, {label}", peak, "MiB", "VmHWM of the command's process")
+    rate = rates[f"{jobs} processes"]
+    section.ratio(f"{jobs} processes / one", rate, rates["one process"])
+    section.add("10 M events, estimated", TEN_MILLION / rate if rate else None, "s", "extrapolated")
+    return section
     url = server_url.rsplit("/", 1)[0] + "/bench_replay"
     settings = harness.namespace(base, "replay", clickhouse_url=url)
     harness.topics_ready(settings)

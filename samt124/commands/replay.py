@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from typing import Any
 
 from consumers.clickhouse.engine import opened
 from consumers.clickhouse.migrations import migrate
+from consumers.sink.replay import MAX_JOBS, jobs_for
 from samt124 import arguments, reach
 from samt124.errors import CommandFailed
 from samt124.settings import Settings
@@ -31,6 +33,15 @@ def register(commands: Any) -> None:
     replay.add_argument(
         "--max-batch", type=arguments.count, default=100_000, help="rows per insert (100000)"
     )
+    replay.add_argument(
+        "--jobs",
+        type=arguments.count,
+        default=None,
+        help=(
+            "sink processes sharing the work (into a server: one per core, at most"
+            f" {MAX_JOBS}; into chdb: 1, the only one it allows)"
+        ),
+    )
     replay.set_defaults(handler=cmd_replay)
 
 
@@ -41,6 +52,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     reach.kafka(settings)
     reach.clickhouse(settings)
     target = settings.clickhouse
+    jobs = jobs_for(args.jobs, target.engine, os.cpu_count())
     with opened(target) as engine:
         migrate(engine)
         rows = replay.rows_stored(engine)
@@ -75,18 +87,26 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
     print(
         f"replaying {total - before:,} of {total:,} messages into {target.describe()}"
-        + (f" (going on from {before:,})" if before else ""),
+        + (f" (going on from {before:,})" if before else "")
+        + (f" with {jobs} processes" if jobs > 1 else ""),
         file=sys.stderr,
     )
-    stats, finished = replay.replay(
-        settings, where, group, max_batch=args.max_batch, progress=progress
-    )
+    if jobs > 1:
+        done, finished = replay.replay_in_processes(
+            settings, where, group, max_batch=args.max_batch, jobs=jobs, progress=progress
+        )
+        stored = done - before
+    else:
+        stats, finished = replay.replay(
+            settings, where, group, max_batch=args.max_batch, progress=progress
+        )
+        stored = stats.messages
     if tty:
         print(file=sys.stderr)
     elapsed = time.monotonic() - started
     if not finished:
         raise CommandFailed(
-            f"stopped after storing {stats.messages:,} messages",
+            f"stopped after storing {stored:,} messages",
             "run `samt124 replay` again with the same settings: it goes on from there",
         )
     with opened(target) as engine:
@@ -94,9 +114,9 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         db = engine.database
         (unique,) = engine.query(f"SELECT count() FROM {db}.events_unique")[1][0]
         (sla,) = engine.query(f"SELECT count() FROM {db}.sla_events_unique")[1][0]
-    rate = stats.messages / elapsed if elapsed > 0 else 0.0
+    rate = stored / elapsed if elapsed > 0 else 0.0
     print(
-        f"replayed {stats.messages:,} messages in {elapsed:.1f} s ({rate:,.0f} messages/s):"
+        f"replayed {stored:,} messages in {elapsed:.1f} s ({rate:,.0f} messages/s):"
         f" {unique:,} events ({sla:,} SLA facts) in {target.describe()}"
     )
     if missing:

@@ -1,5 +1,6 @@
 """``samt124 replay``: a real worker and sink fill one database; the log replayed into a second,
-empty one, killed with SIGKILL half-way and started again, gives every report the same figures."""
+empty one, killed with SIGKILL half-way (one process) and started again (two processes sharing
+the partitions), gives every report the same figures."""
 
 from __future__ import annotations
 
@@ -122,8 +123,8 @@ def test_a_replay_killed_and_resumed_rebuilds_the_live_figures(
     live_rows = count(server_url, "SELECT count() FROM {db}.events_unique")
     assert where.messages >= live_rows >= EVENTS
 
-    # small batches, so that the kill lands in the middle
-    first = replay(live, second_url, "--max-batch", "500")
+    # small batches, so that the kill lands in the middle; one process, then two
+    first = replay(live, second_url, "--max-batch", "500", "--jobs", "1")
     try:
         wait_for(
             lambda: stored_so_far(second_url) >= where.messages // 3,
@@ -137,10 +138,11 @@ def test_a_replay_killed_and_resumed_rebuilds_the_live_figures(
     stopped_at = count(second_url, "SELECT count() FROM {db}.events")
     assert stopped_at < where.messages, "the replay finished before it was killed"
 
-    second = replay(live, second_url, "--max-batch", "500")
+    second = replay(live, second_url, "--max-batch", "500", "--jobs", "2")
     out, err = second.communicate(timeout=600)
     assert second.returncode == 0, err
     assert "going on from" in err  # it resumed, not started over
+    assert "with 2 processes" in err
     assert "ETA" in err  # progress with an estimate
     assert f"check: all {where.messages:,} messages of the log are in ClickHouse" in out
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from consumers.sink.replay import LogRange, eta_text, progress_line
+import pytest
+
+from consumers.sink.replay import MAX_JOBS, LogRange, eta_text, jobs_for, progress_line
+from samt124.errors import CommandFailed
 
 WHERE = LogRange(beginning={("a", 0): 10, ("a", 1): 0}, end={("a", 0): 110, ("a", 1): 50})
 
@@ -26,3 +29,14 @@ def test_progress_line_rate_leaves_out_what_an_earlier_run_did() -> None:
     line = progress_line(6_000, 10_000, 10.0, before=2_000, width=10)
     assert line == "[######....] 6,000 / 10,000 messages  60.0 %  400/s  ETA 10 s"
     assert progress_line(0, 10, 0.0, width=4).endswith("0/s  ETA ?")
+
+
+def test_a_replay_into_a_server_runs_a_process_per_core_and_into_chdb_one() -> None:
+    assert jobs_for(None, "server", 2) == 2
+    assert jobs_for(None, "server", 64) == MAX_JOBS
+    assert jobs_for(None, "server", None) == 1
+    assert jobs_for(7, "server", 2) == 7  # as asked
+    assert jobs_for(None, "chdb", 8) == 1
+    assert jobs_for(1, "chdb", 8) == 1
+    with pytest.raises(CommandFailed, match="opened by one process at a time"):
+        jobs_for(2, "chdb", 8)
