@@ -80,20 +80,10 @@ def log_range(settings: Settings) -> LogRange:
 
 
 def committed(settings: Settings, group: str, partitions: list[TopicPartition]) -> dict[Any, int]:
-    """The group's committed offsets (partitions without one are left out)."""
-    from kafka import KafkaConsumer
-    from kafka.structs import TopicPartition as KafkaTP
-
-    consumer = KafkaConsumer(group_id=group, **settings.kafka_client_options())
-    try:
-        found = {}
-        for topic, partition in partitions:
-            offset = consumer.committed(KafkaTP(topic, partition))
-            if offset is not None:
-                found[(topic, partition)] = int(offset)
-        return found
-    finally:
-        consumer.close(autocommit=False)
+    """The group's committed offsets of ``partitions`` (those without one are left out)."""
+    with admin_client(settings) as admin:
+        found = group_offsets(admin, group)
+    return {tp: found[tp] for tp in partitions if tp in found}
 
 
 def start_over(settings: Settings, group: str, where: LogRange) -> None:
@@ -242,12 +232,11 @@ def member(settings: Settings, where: LogRange, group: str, max_batch: int) -> N
     partition it holds has reached the range's end (or a signal stops it)."""
     sink = Sink(settings, max_batch=max_batch, group=group)
     sink.install_signal_handlers()
-    ends = {(topic, partition): end for (topic, partition), end in where.end.items()}
 
     def reached(consumer: Any) -> bool:
         assigned = consumer.assignment()
         return bool(assigned) and all(
-            consumer.position(tp) >= ends.get((tp.topic, tp.partition), 0) for tp in assigned
+            consumer.position(tp) >= where.end.get((tp.topic, tp.partition), 0) for tp in assigned
         )
 
     sink.run(until=reached)
