@@ -2,7 +2,7 @@
 its actions for the bodies that answer requests, each caller allowed only its own requests.
 
 Every write is an event published to the intake topic through :class:`producers.publisher.
-Publisher` (validated, idempotent producer, ``acks=all``) and decided by the worker like any
+AsyncPublisher` (validated, idempotent producer, ``acks=all``) and decided by the worker like any
 other; before publishing, the API applies the same rule the worker does
 (:func:`samt124.domain.lifecycle.refusal`), so a refused action is answered at once and nothing
 is published. Reads come from :class:`api.view.View`.
@@ -34,7 +34,7 @@ from api.metrics import ApiMetrics
 from api.open311 import BadInput
 from api.view import ACTIONS as ACTION_EVENTS
 from api.view import Row, Submission, View, fact_of, submission_of
-from producers.publisher import Publisher
+from producers.publisher import AsyncPublisher
 from samt124.domain.catalogue import CATALOGUE
 from samt124.domain.events import (
     ApplicantResponded,
@@ -92,7 +92,7 @@ class Services:
 
     keys: KeyStore
     view: View
-    publisher: Publisher | None
+    publisher: AsyncPublisher | None
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     max_body: int = MAX_BODY
     follower_stats: Callable[[], dict[str, Any]] | None = None  # what following has cost
@@ -491,26 +491,26 @@ async def _publish(services: Services, event: Event) -> bool:
     on its way after :data:`CONFIRM_SECONDS` (the producer keeps retrying it)."""
     if services.publisher is None:
         raise Problem(503, "publishing is not available")
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[Any] = loop.create_future()
+    try:
+        future = await services.publisher.send(event)
+    except Exception as error:
+        raise Problem(503, f"Kafka did not take the event: {type(error).__name__}") from error
 
-    def confirmed(metadata: Any) -> None:
+    def confirmed(done: asyncio.Future[Any]) -> None:
+        # also when the answer went out as 202 already: the view shows what the broker took
+        if done.cancelled() or done.exception() is not None:
+            return
+        metadata = done.result()
         if isinstance(event, RequestSubmitted):
             services.view.submitted(submission_of(event))
             services.view.published(metadata.partition, metadata.offset)
         elif type(event).__name__ in ACTION_EVENTS:  # shown once the worker takes it in
             services.view.acted(event.request_id, fact_of(event))
             services.view.published(metadata.partition, metadata.offset)
-        loop.call_soon_threadsafe(_settle, done, metadata, None)
 
-    def failed(error: BaseException) -> None:
-        loop.call_soon_threadsafe(_settle, done, None, error)
-
-    future = services.publisher.send(event)
-    future.add_callback(confirmed)
-    future.add_errback(failed)
+    future.add_done_callback(confirmed)
     try:
-        await asyncio.wait_for(asyncio.shield(done), CONFIRM_SECONDS)
+        await asyncio.wait_for(asyncio.shield(future), CONFIRM_SECONDS)
     except TimeoutError:
         _count_published(services, "on_its_way")
         return False
@@ -523,15 +523,6 @@ async def _publish(services: Services, event: Event) -> bool:
 def _count_published(services: Services, outcome: str) -> None:
     if services.metrics is not None:
         services.metrics.published.labels(outcome).inc()
-
-
-def _settle(done: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
-    if done.done():
-        return
-    if error is not None:
-        done.set_exception(error)
-    else:
-        done.set_result(value)
 
 
 def _may_read(caller: Caller, state: RequestState | None, sub: Submission | None) -> bool:

@@ -19,9 +19,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import os
 import re
 import secrets
+import time
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +36,7 @@ Role = Literal["publisher", "body", "ministry"]
 ROLES: tuple[str, ...] = get_args(Role)
 CHANNELS: tuple[str, ...] = get_args(Channel)
 PREFIX = "s124"
+RECHECK_SECONDS = 1.0  # how often authenticating looks for another process's change to the file
 _KEY = re.compile(rf"{PREFIX}_([0-9a-f]{{12}})_([A-Za-z0-9\-_]{{43}})")
 BODY = re.compile(r"(samt-org|khaneh-samt|association):IR-\d\d|ministry:[a-z\-]+|samt-hq")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,63}")
@@ -89,12 +92,18 @@ def check_entry(name: str, role: str, body: str | None, channel: str | None) -> 
 
 
 class KeyStore:
-    """The key file: read on every change of its modification time, written atomically."""
+    """The key file: read again when its modification time changes, written atomically.
 
-    def __init__(self, path: Path) -> None:
+    Authenticating looks at the file at most every ``recheck`` seconds, so a key added or revoked
+    by another process (``samt124 keys``) counts within that time (a key not known yet sends it
+    to the file at once); this store's own changes count at once."""
+
+    def __init__(self, path: Path, *, recheck: float = RECHECK_SECONDS) -> None:
         self.path = path
+        self.recheck = recheck
         self._entries: dict[str, Entry] = {}
         self._seen: tuple[int, int] | None = None
+        self._looked = -math.inf  # time.monotonic() of the last look at the file
 
     def entries(self) -> list[Entry]:
         self._reload()
@@ -141,8 +150,12 @@ class KeyStore:
         match = _KEY.fullmatch(key.strip())
         if match is None:
             return None
-        self._reload()
+        if time.monotonic() - self._looked >= self.recheck:
+            self._reload()
         entry = self._entries.get(match.group(1))
+        if entry is None:  # a key added since the last look works at once
+            self._reload()
+            entry = self._entries.get(match.group(1))
         if entry is None or entry.revoked is not None:
             return None
         if not hmac.compare_digest(entry.digest, _digest(match.group(2))):
@@ -150,6 +163,7 @@ class KeyStore:
         return entry.caller()
 
     def _reload(self) -> None:
+        self._looked = time.monotonic()
         try:
             stat = self.path.stat()
         except FileNotFoundError:

@@ -10,7 +10,7 @@ from api.app import Services, create_app
 from api.keys import KeyStore
 from api.metrics import ApiMetrics
 from api.view import Follower, View
-from producers.publisher import Publisher
+from producers.publisher import AsyncPublisher
 from samt124 import metrics
 from samt124.settings import Settings
 from streams.pipeline import Pipeline
@@ -31,7 +31,8 @@ def build(settings: Settings, *, measured: bool = False) -> tuple[Any, Services]
     async def lifespan(app: Any) -> AsyncIterator[None]:
         follower = Follower(settings, view)
         # every event is validated before it is sent (api.app._check names the field)
-        publisher = Publisher(settings, check=False, linger_ms=settings.api_linger_ms)
+        publisher = AsyncPublisher(settings, linger_ms=settings.api_linger_ms)
+        await publisher.start()
         services.publisher = publisher
         services.follower_stats = follower.stats
         follower.start()
@@ -40,7 +41,7 @@ def build(settings: Settings, *, measured: bool = False) -> tuple[Any, Services]
         finally:
             follower.stop()
             services.publisher = None
-            publisher.close()
+            await publisher.stop()
 
     app = create_app(services, lifespan=lifespan)
     return (app if services.metrics is None else services.metrics.wrap(app)), services

@@ -6,6 +6,7 @@ producer and ``acks=all``; every send is confirmed by the broker or raised — n
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,6 +50,22 @@ def producer_options(settings: Settings) -> dict[str, Any]:
         "max_in_flight_requests_per_connection": 5,
         "retries": 2_147_483_647,
         "delivery_timeout_ms": 120_000,
+        "client_id": "samt124-publisher",
+    }
+
+
+def async_producer_options(settings: Settings) -> dict[str, Any]:
+    """aiokafka producer options: the same guarantees as :func:`producer_options` (idempotent,
+    ``acks=all``; a send is retried until it is two minutes old)."""
+    from samt124.kafka.aio import client_options
+
+    return {
+        **client_options(settings),
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 20,
+        "max_batch_size": 512 * 1024,
+        "request_timeout_ms": 120_000,
         "client_id": "samt124-publisher",
     }
 
@@ -143,3 +160,35 @@ class Publisher:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class AsyncPublisher:
+    """The :class:`Publisher` for an asyncio program (the HTTP API): the same topic, keys,
+    encoding and producer guarantees, on aiokafka in the caller's event loop, so a send costs no
+    thread hand-off. ``await start()`` first, ``await stop()`` last (it waits for what is on
+    its way)."""
+
+    def __init__(self, settings: Settings, *, linger_ms: int | None = None) -> None:
+        """Events are not validated here: the caller validates them (the API names the field)."""
+        from aiokafka import AIOKafkaProducer
+
+        self.topic = Topics(settings.topic_namespace).intake
+        options = async_producer_options(settings)
+        if linger_ms is not None:
+            options["linger_ms"] = linger_ms
+        self._producer = AIOKafkaProducer(**options)
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def send(self, event: Event) -> asyncio.Future[Any]:
+        """Send one event without waiting for the broker: the future of its confirmation
+        (aiokafka's ``RecordMetadata``: ``partition``, ``offset``), or of the error that ended
+        its retries."""
+        future: asyncio.Future[Any] = await self._producer.send(
+            self.topic, key=wire.key(event), value=wire.encode(event), headers=wire.headers(event)
+        )
+        return future
+
+    async def stop(self) -> None:
+        await self._producer.stop()

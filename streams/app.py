@@ -32,7 +32,6 @@ import logging
 import os
 import secrets
 import socket
-import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
@@ -44,6 +43,7 @@ from faust.types import TP
 
 from samt124.domain.calendar import Closure
 from samt124.domain.lifecycle import RequestState
+from samt124.kafka.aio import ssl_context
 from samt124.kafka.topics import Topics, partition_of
 from samt124.settings import Settings
 from streams import timers
@@ -104,16 +104,7 @@ def _credentials(settings: Settings) -> Any:
     protocol = settings.kafka_security_protocol
     if protocol == "PLAINTEXT":
         return None
-    context = None
-    if protocol in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(
-            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
-        )
-        if settings.kafka_ssl_certfile:
-            context.load_cert_chain(
-                str(settings.kafka_ssl_certfile),
-                str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None,
-            )
+    context = ssl_context(settings)
     if protocol.startswith("SASL"):
         password = settings.kafka_sasl_password
         return faust.SASLCredentials(

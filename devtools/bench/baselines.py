@@ -184,7 +184,7 @@ def aiokafka_copy(settings: Settings, source: str, target: str, count: int) -> f
 
 
 async def _aiokafka_copy(settings: Settings, source: str, target: str, count: int) -> float:
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     consumer = AIOKafkaConsumer(
         source,

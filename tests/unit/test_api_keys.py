@@ -121,3 +121,25 @@ def test_the_openapi_document_and_the_services_need_no_key(client: tuple[TestCli
     assert all(s["service_name_fa"] for s in services)
     assert http.get("/open311/v2/services/NOPE.json").status_code == 404
     assert http.get("/api/v1/queue").status_code == 401
+
+
+def test_a_key_revoked_by_another_process_is_refused_once_the_file_is_looked_at_again(
+    tmp_path: Path,
+) -> None:
+    serving = KeyStore(tmp_path / "keys.json", recheck=3600.0)
+    _, key = KeyStore(tmp_path / "keys.json").add("portal", "publisher")
+    assert serving.authenticate(key) is not None  # first look: the file is read
+    KeyStore(tmp_path / "keys.json").revoke("portal")
+    assert serving.authenticate(key) is not None  # not looked at again within `recheck`
+    serving.recheck = 0.0
+    assert serving.authenticate(key) is None
+
+
+def test_a_key_added_by_another_process_works_at_once(tmp_path: Path) -> None:
+    serving = KeyStore(tmp_path / "keys.json", recheck=3600.0)
+    _, first = KeyStore(tmp_path / "keys.json").add("portal", "publisher")
+    assert serving.authenticate(first) is not None
+    _, second = KeyStore(tmp_path / "keys.json").add("app", "publisher")
+    caller = serving.authenticate(second)
+    assert caller is not None
+    assert caller.name == "app"

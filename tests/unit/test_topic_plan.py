@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+
 from samt124.kafka.topics import (
     Found,
     TopicPlan,
     Topics,
     differences,
+    partition_of,
     replication_for,
     role_of,
 )
@@ -94,3 +97,18 @@ def test_more_in_sync_replicas_than_planned_is_the_operator_s_choice() -> None:
 
 def test_a_topic_that_is_not_samt124_s_is_left_alone() -> None:
     assert differences(plan(), Topics("ns"), Found("elsewhere", 1, 1, {})) == []
+
+
+def test_both_kafka_clients_put_a_request_on_the_partition_samt124_expects() -> None:
+    """The HTTP API publishes with aiokafka, everything else with kafka-python: a request's
+    events stay in order only if both pick the partition :func:`partition_of` names."""
+    from aiokafka.partitioner import DefaultPartitioner as AioPartitioner
+    from kafka.partitioner.default import murmur2 as kafka_murmur2
+
+    for n in range(2_000):
+        key = str(uuid.UUID(int=n * 0x9E3779B97F4A7C15 % (1 << 128), version=4)).encode()
+        for partitions in (1, 3, 12):
+            every = list(range(partitions))
+            expected = partition_of(key, partitions)
+            assert AioPartitioner()(key, every, every) == expected
+            assert (kafka_murmur2(key) & 0x7FFFFFFF) % partitions == expected
