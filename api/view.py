@@ -425,6 +425,8 @@ class Follower:
         consumer = KafkaConsumer(
             **self.settings.kafka_client_options(),
             enable_auto_commit=False,
+            # a fetch waits up to 50 ms for 64 KiB: under load, fewer and fuller fetches
+            fetch_min_bytes=64 * 1024,
             fetch_max_wait_ms=50,
             max_partition_fetch_bytes=8 * 1024 * 1024,
             client_id="samt124-api",

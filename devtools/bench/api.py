@@ -20,6 +20,8 @@ from devtools.bench.worker_cost import cpu_seconds
 from samt124.settings import Settings
 
 CONCURRENCY = 32  # connections of the load generator, one request in flight on each
+POST_RATE = 1_000.0  # requests/s offered on a schedule: the figure, "sustained"
+PACED_CONNECTIONS = 64  # enough that a free connection waits for the schedule, not the reverse
 GENERATORS = 1  # load generator processes (one uses about 40 µs of CPU per request here)
 OPEN311 = "/open311/v2"
 REFERRAL_CLIENTS = 8  # read-your-write: clients that POST, then GET until the referral shows
@@ -159,8 +161,11 @@ def measure_api(
         f" {CONCURRENCY} keep-alive connections with one request in flight on each, each for"
         f" {seconds:.0f} s: `GET /bare` (a constant from the same FastAPI app: the framework's"
         " floor), `POST /open311/v2/requests.json` (an Open311 form; a"
-        " RequestSubmitted published through the Publisher and confirmed by the broker before the"
-        " answer), `GET /open311/v2/requests/{id}.json` of the requests just posted, and the work"
+        " RequestSubmitted published to the intake and confirmed by the broker before the"
+        " answer) as fast as it is answered, then the same offered at a fixed"
+        f" {POST_RATE:,.0f}/s ({PACED_CONNECTIONS} connections; each request's latency from its"
+        " time on the schedule, so a server that falls behind shows it),"
+        " `GET /open311/v2/requests/{id}.json` of the requests just posted, and the work"
         " queue of Tehran's SAMT organization (`GET /api/v1/queue?page_size=50`, the busiest"
         " province, IR-23) by its body key. Latency is from send to the whole answer read; the API"
         " process's CPU time in each phase (from /proc, all its threads) per answer is what a"
@@ -247,8 +252,18 @@ def measure_api(
             connections=CONCURRENCY,
             keep=True,
         )
+        paced = drive(
+            "POST requests, paced",
+            "POST",
+            [f"{OPEN311}/requests.json"],
+            headers=form,
+            body=urlencode(FORM).encode(),
+            connections=PACED_CONNECTIONS,
+            keep=True,
+            rate=POST_RATE,
+        )
         ids = [b[0]["service_request_id"] for b in posted.bodies if "service_request_id" in b[0]]
-        tokens = [b[0]["token"] for b in posted.bodies]
+        tokens = [b[0]["token"] for b in posted.bodies + paced.bodies]
         if not ids:
             raise harness.BenchError(f"no POST was answered 201: {_statuses(posted)}")
         got = drive(
@@ -276,7 +291,7 @@ def measure_api(
         "GET /bare (framework floor)", floor.rate, "requests/s", f"p99 {floor.p(0.99):.1f} ms"
     )
     section.add("GET /bare p99", floor.p(0.99), "ms")
-    measured = [floor, posted, got, pages]
+    measured = [floor, posted, paced, got, pages]
     section.add(
         "load generator CPU per request",
         1e6 * sum(m.cpu_seconds for m in measured) / sum(len(m.latencies) for m in measured),
@@ -287,6 +302,19 @@ def measure_api(
     section.add("POST requests p50", posted.p(0.5), "ms")
     section.add("POST requests p99", posted.p(0.99), "ms")
     section.ratio("POST / bare", posted.rate, floor.rate)
+    section.add(
+        f"POST requests, {POST_RATE:,.0f}/s offered: answered",
+        paced.rate,
+        "requests/s",
+        f"{_statuses(paced)}, {PACED_CONNECTIONS} connections",
+    )
+    section.add(f"POST requests, {POST_RATE:,.0f}/s offered: p50", paced.p(0.5), "ms")
+    section.add(
+        f"POST requests, {POST_RATE:,.0f}/s offered: p99",
+        paced.p(0.99),
+        "ms",
+        "from each request's time on the schedule",
+    )
     section.add("answered 201/202, not on the intake", missing, "events", "by event id")
     section.add("answered 201/202, on the intake twice or more", doubled, "events")
     section.add("GET requests/{id}", got.rate, "requests/s", _statuses(got))
@@ -333,6 +361,7 @@ def measure_api(
     for name, seen in (
         ("GET /bare", floor),
         ("POST requests", posted),
+        ("POST requests, paced", paced),
         ("GET requests/{id}", got),
         ("work-queue page", pages),
     ):

@@ -3,6 +3,10 @@
 Each process opens ``connections`` keep-alive connections (plain asyncio streams on uvloop, no
 HTTP client library) and sends requests back to back on each for ``seconds``: one request in
 flight per connection, latency from the first byte written to the last byte of the answer read.
+With a ``rate``, the requests follow a fixed schedule instead (request ``n`` is due at
+``n / rate`` s), sent by whichever connection is free, and a request's latency runs from its time
+on the schedule: one that waited for a free connection counts the wait, so a server that falls
+behind shows it in the latencies rather than in a lower offered load.
 Every answer is checked: its status counted, and, when asked, its body kept (JSON-decoded after
 the clock stops) so that the caller can check what was answered.
 
@@ -38,6 +42,7 @@ class Plan:
     connections: int = 32
     seconds: float = 15.0
     keep: bool = False  # keep the 2xx bodies, JSON-decoded
+    rate: float | None = None  # requests/s offered on a fixed schedule, all processes together
 
     def spec(self, offset: int, connections: int) -> dict[str, Any]:
         return {
@@ -49,6 +54,7 @@ class Plan:
             "connections": connections,
             "seconds": self.seconds,
             "keep": self.keep,
+            "rate": self.rate * connections / self.connections if self.rate else None,
         }
 
 
@@ -101,19 +107,29 @@ async def _load(spec: dict[str, Any]) -> dict[str, Any]:
     statuses: Counter[int] = Counter()
     kept: list[bytes] = []
     keep = bool(spec["keep"])
+    rate = spec.get("rate")
     sent = 0
     connections = [
         await asyncio.open_connection(host, port) for _ in range(int(spec["connections"]))
     ]
-    end = time.monotonic() + float(spec["seconds"])
+    clock = time.perf_counter
+    start = clock()
+    end = start + float(spec["seconds"])
 
     async def one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal sent
-        clock = time.perf_counter
-        while time.monotonic() < end:
+        while clock() < end:
             message = prepared[sent % len(prepared)]
-            sent += 1
-            began = clock()
+            if rate:  # the request's time on the schedule: a late one counts its wait
+                began = start + sent / rate
+                sent += 1
+                if began >= end:
+                    break
+                if began > clock():
+                    await asyncio.sleep(began - clock())
+            else:
+                sent += 1
+                began = clock()
             writer.write(message)
             head = await reader.readuntil(b"\r\n\r\n")
             content = await reader.readexactly(_content_length(head))
@@ -123,9 +139,8 @@ async def _load(spec: dict[str, Any]) -> dict[str, Any]:
             if keep and 200 <= status < 300:
                 kept.append(content)
 
-    started = time.monotonic()
     await asyncio.gather(*(one(r, w) for r, w in connections))
-    seconds = time.monotonic() - started
+    seconds = clock() - start
     for _, writer in connections:
         writer.close()
     return {
