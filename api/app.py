@@ -491,9 +491,9 @@ async def _publish(services: Services, event: Event) -> bool:
     on its way after :data:`CONFIRM_SECONDS` (the producer keeps retrying it)."""
     if services.publisher is None:
         raise Problem(503, "publishing is not available")
-    try:
-        future = await services.publisher.send(event)
-    except Exception as error:
+    try:  # waits only for the topic's metadata (a broker unreachable) or a full buffer
+        future = await asyncio.wait_for(services.publisher.send(event), CONFIRM_SECONDS)
+    except Exception as error:  # not queued: nothing will be published
         raise Problem(503, f"Kafka did not take the event: {type(error).__name__}") from error
 
     def confirmed(done: asyncio.Future[Any]) -> None:

@@ -76,6 +76,9 @@ STATUS_SECONDS = 10.0  # how often the status file is rewritten
 FENCED_EXIT = 4  # the exit status of a worker that stops because another took its identity
 ELSEWHERE_SECONDS = 2.0  # how long the timer defers a request whose partition it does not hold
 SAVE_SECONDS = 1.0  # how often the timer writes the states it changed that ``route`` did not
+# how long a revocation waits for the batch or timer pass under way before the worker restarts
+# instead (well within the group's session timeout, 30 s)
+REVOKE_WAIT_SECONDS = 15.0
 
 
 def group_id(settings: Settings) -> str:
@@ -155,6 +158,7 @@ class Worker:
             "failures": 0,  # dead letters because handling the message raised
             "duplicates": 0,
             "read_again": 0,
+            "stale": 0,  # messages of an ended group generation, left for the new one
             "sla_facts": 0,
             "moved": 0,
             "timer_failures": 0,  # requests whose due facts could not be worked out
@@ -283,6 +287,10 @@ class Worker:
         async def keep_timers(app: Any, **kwargs: Any) -> None:
             await self._keep_timers()
 
+        @app.on_partitions_revoked.connect  # type: ignore[untyped-decorator]
+        async def revoked(app: Any, revoked: Any, **kwargs: Any) -> None:
+            await self._on_revoked(revoked)
+
     # -- batches -----------------------------------------------------------------------------
 
     async def _batch(self, agent: str, events: list[Any], handle: Handler, out: Deliveries) -> None:
@@ -316,6 +324,8 @@ class Worker:
                 for done, event in enumerate(events):
                     if done == failing:
                         self.faults.fail_batch(done, len(events))
+                    if self._stale(event.message):
+                        continue
                     if await self._in_sequence(event.message):
                         await handle(event.message, out)
                 await out.settle()  # before the batch is acknowledged
@@ -334,6 +344,44 @@ class Worker:
                 f" outside the per-message guard: {error}. Nothing of this batch is acknowledged"
                 f" (it starts at {held})",
             )
+
+    def _stale(self, message: Any) -> bool:
+        """Whether ``message`` was fetched in a group generation that has ended (or is ending:
+        the group is rebalancing): it waited in the batch while the group rebalanced. Faust
+        itself passes such messages over as they enter a stream; one already taken into a batch
+        is passed over here, and marked so that it is not acknowledged either, for the
+        partition's next holder (this worker again, maybe) reads it again from the committed
+        offset. Handled, it could write a request's
+        state to the changelog of a partition this worker no longer holds, after its new holder
+        recovered from it; acknowledged, it could carry the committed offset past the messages
+        before it that the new generation has not handled yet."""
+        if not self.app.rebalancing and message.generation_id == self.app.consumer_generation_id:
+            return False
+        message.acked = True  # Faust acknowledges only a message not marked acknowledged
+        self.counts["stale"] += 1
+        return True
+
+    async def _on_revoked(self, revoked: Any) -> None:
+        """Partitions are taken away: return only once no batch and no timer pass is under way,
+        so that everything this worker sent for them (province events, facts, request states)
+        is delivered before it rejoins the group, and so before the partitions' next holder
+        reads their changelog. The timer's states not yet saved for those partitions are left
+        to their next holder, which publishes the same facts again (same ids)."""
+        try:
+            await asyncio.wait_for(self.writer.acquire(), REVOKE_WAIT_SECONDS)
+        except TimeoutError:
+            self._halt(
+                "rebalance",
+                f"a batch or timer pass held the request states for {REVOKE_WAIT_SECONDS:.0f} s"
+                " while partitions were taken away",
+            )
+        try:
+            gone = {tp.partition for tp in revoked if tp.topic == self.topics.intake}
+            for request_id, partition in list(self.unsaved.items()):
+                if partition in gone:
+                    del self.unsaved[request_id]
+        finally:
+            self.writer.release()
 
     def _halt(self, agent: str, reason: str) -> NoReturn:
         """Stop before anything more is acknowledged, and start again from the committed offsets."""
@@ -590,7 +638,10 @@ class Worker:
 
     async def _due(self) -> bool:
         """Publish the SLA facts that fell due and store the states that record them, for about
-        :data:`PASS_SECONDS`; whether requests due may remain."""
+        :data:`PASS_SECONDS`; whether requests due may remain. Nothing while the group
+        rebalances: which partitions this worker holds is being decided."""
+        if self.app.rebalancing:
+            return False
         self._adopt_closures()
         wall = datetime.now(UTC)
         read = time.monotonic()
