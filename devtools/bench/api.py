@@ -243,24 +243,17 @@ def measure_api(
         following = _follower(url)
         began = time.monotonic()
         floor = drive("GET /bare", "GET", ["/bare"], connections=CONCURRENCY)
+        submit: dict[str, Any] = {"headers": form, "body": urlencode(FORM).encode(), "keep": True}
         posted = drive(
-            "POST requests",
-            "POST",
-            [f"{OPEN311}/requests.json"],
-            headers=form,
-            body=urlencode(FORM).encode(),
-            connections=CONCURRENCY,
-            keep=True,
+            "POST requests", "POST", [f"{OPEN311}/requests.json"], connections=CONCURRENCY, **submit
         )
         paced = drive(
             "POST requests, paced",
             "POST",
             [f"{OPEN311}/requests.json"],
-            headers=form,
-            body=urlencode(FORM).encode(),
             connections=PACED_CONNECTIONS,
-            keep=True,
             rate=POST_RATE,
+            **submit,
         )
         ids = [b[0]["service_request_id"] for b in posted.bodies if "service_request_id" in b[0]]
         tokens = [b[0]["token"] for b in posted.bodies + paced.bodies]
