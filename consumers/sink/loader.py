@@ -50,7 +50,7 @@ from consumers.sink.rows import (
     error_row,
 )
 from samt124.contract.wire import DecodeError, default_codec
-from samt124.domain.events import SlaDeadlinesSet, from_record
+from samt124.domain.events import SLA_EVENT_TYPES, SlaDeadlinesSet, from_record
 from samt124.kafka.topics import Topics
 from samt124.settings import Settings
 
@@ -117,6 +117,10 @@ def batch_token(messages: Sequence[Message]) -> str:
         where = (message.position.topic, message.position.partition)
         low, high = ranges.get(where, (message.position.offset, message.position.offset))
         ranges[where] = (min(low, message.position.offset), max(high, message.position.offset))
+    return _token(ranges)
+
+
+def _token(ranges: dict[tuple[str, int], tuple[int, int]]) -> str:
     text = ";".join(f"{t}:{p}:{lo}-{hi}" for (t, p), (lo, hi) in sorted(ranges.items()))
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -126,23 +130,40 @@ def build_batch(
 ) -> Batch:
     """Decode and map a batch of messages (pure apart from logging the undecodable ones).
 
-    Straight from each Avro record to its rows (:mod:`consumers.sink.columns`), times as epoch
-    seconds; the same rows :func:`event_row` and :func:`sla_row` describe.
+    Straight from each raw Avro record to its rows (:mod:`consumers.sink.columns`), times as
+    epoch seconds; the same rows :func:`event_row` and :func:`sla_row` describe. The offset
+    ranges, and from them the token (:func:`batch_token`), are gathered in the same pass.
     """
     events: list[Row] = []
     sla: list[Row] = []
     errors: list[Row] = []
     dead: list[Row] = []
     deadlines: list[Row] = []
+    lows: dict[tuple[str, int], int] = {}
     next_offsets: dict[tuple[str, int], int] = {}
     ingested = seconds(ingested_at)
-    decode_record = default_codec().decode_record
+    codec = default_codec()
+    decode_raw = codec.decode_raw
+    raw_fields = codec.raw_fields
+    add_event = events.append
+    sla_types = SLA_EVENT_TYPES
+    dlq = topics.dlq
     prefix = topics.province_prefix
+    provinces: dict[str, str] = {}  # topic -> the province it is of ("" for none)
     for message in messages:
         position = message.position
-        where = (position.topic, position.partition)
-        next_offsets[where] = max(next_offsets.get(where, 0), position.offset + 1)
-        if position.topic == topics.dlq:
+        topic, offset = position.topic, position.offset
+        where = (topic, position.partition)
+        low = lows.get(where)
+        if low is None:
+            lows[where] = offset
+            next_offsets[where] = offset + 1
+        else:
+            if offset < low:
+                lows[where] = offset
+            if offset >= next_offsets[where]:
+                next_offsets[where] = offset + 1
+        if topic == dlq:
             record_time = datetime.fromtimestamp(message.timestamp_ms / 1000, UTC)
             dead.append(
                 dead_letter_row(
@@ -151,41 +172,74 @@ def build_batch(
             )
             continue
         try:
-            name, record = decode_record(message.value)
+            name, record = decode_raw(message.value)
         except DecodeError as error:
-            log.error(  # noqa: TRY400 - the reason says it all, no traceback
-                "undecodable message at %s[%d]@%d: %s",
-                position.topic,
-                position.partition,
-                position.offset,
-                error.reason,
-            )
-            errors.append(error_row(position, error.reason, message.value, ingested_at))
+            _undecodable(position, error, message.value, ingested_at, errors)
             continue
-        topic_province = position.topic[len(prefix) :] if topics.is_province(position.topic) else ""
         if name == "SlaDeadlinesSet":  # the clocks' deadlines go to sla_deadlines, not events
-            try:
-                fact = from_record(name, record)
-            except Exception as exc:
-                reason = f"{name} record does not fit the event: {exc}"
-                errors.append(error_row(position, reason, message.value, ingested_at))
-                continue
-            assert isinstance(fact, SlaDeadlinesSet)
-            deadlines.extend(deadline_rows(fact, position, ingested_at))
+            _deadlines(name, position, message.value, ingested_at, deadlines, errors)
             continue
-        events.append(event_row_of(name, record, position, topic_province, ingested, pii_key))
-        sla_fact = sla_row_of(name, record, ingested)
-        if sla_fact is not None:
+        topic_province = provinces.get(topic)
+        if topic_province is None:
+            topic_province = topic[len(prefix) :] if topics.is_province(topic) else ""
+            provinces[topic] = topic_province
+        add_event(
+            event_row_of(
+                name, record, raw_fields[name], position, topic_province, ingested, pii_key
+            )
+        )
+        if name in sla_types:
+            sla_fact = sla_row_of(name, record, ingested)
+            assert sla_fact is not None
             sla.append(sla_fact)
+    ranges = {where: (low, next_offsets[where] - 1) for where, low in lows.items()}
     return Batch(
         events,
         sla,
         errors,
         next_offsets,
-        batch_token(messages),
+        _token(ranges),
         dead_letters=dead,
         deadlines=deadlines,
     )
+
+
+def _undecodable(
+    position: Position, error: DecodeError, value: bytes, ingested_at: datetime, errors: list[Row]
+) -> None:
+    # the reason says it all, no traceback
+    log.error(
+        "undecodable message at %s[%d]@%d: %s",
+        position.topic,
+        position.partition,
+        position.offset,
+        error.reason,
+    )
+    errors.append(error_row(position, error.reason, value, ingested_at))
+
+
+def _deadlines(
+    name: str,
+    position: Position,
+    value: bytes,
+    ingested_at: datetime,
+    deadlines: list[Row],
+    errors: list[Row],
+) -> None:
+    """The ``sla_deadlines`` rows of a deadlines fact, read again as the event it is."""
+    try:
+        _, record = default_codec().decode_record(value)
+    except DecodeError as error:  # decode_raw took it, so this does not happen
+        _undecodable(position, error, value, ingested_at, errors)
+        return
+    try:
+        fact = from_record(name, record)
+    except Exception as exc:
+        reason = f"{name} record does not fit the event: {exc}"
+        errors.append(error_row(position, reason, value, ingested_at))
+        return
+    assert isinstance(fact, SlaDeadlinesSet)
+    deadlines.extend(deadline_rows(fact, position, ingested_at))
 
 
 def store(engine: Engine, batch: Batch) -> None:

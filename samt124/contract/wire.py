@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any, cast
@@ -27,6 +28,16 @@ from schemas import RELEASED_DIR, SCHEMA_DIR
 MARKER = b"\xc3\x01"
 HEADER_SIZE = len(MARKER) + 8
 _MILLIS = ("long", "timestamp-millis")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+# the instants and days a datetime / date can hold, as epoch milliseconds / days
+MIN_MS = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // _MS
+MAX_MS = (datetime(9999, 12, 31, 23, 59, 59, 999_000, tzinfo=UTC) - _EPOCH) // _MS
+MIN_DAYS = date(1, 1, 1).toordinal() - date(1970, 1, 1).toordinal()
+MAX_DAYS = date(9999, 12, 31).toordinal() - date(1970, 1, 1).toordinal()
+_CANONICAL_UUID = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+).fullmatch
 
 
 class DecodeError(Exception):
@@ -52,6 +63,45 @@ def load_schema(path: Path) -> tuple[str, Any, bytes]:
     return raw["name"], parsed, bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO"))
 
 
+def _without_logical_types(schema: Any) -> Any:
+    """A copy of a JSON schema with every ``logicalType`` annotation left out."""
+    if isinstance(schema, dict):
+        return {k: _without_logical_types(v) for k, v in schema.items() if k != "logicalType"}
+    if isinstance(schema, list):
+        return [_without_logical_types(v) for v in schema]
+    return schema
+
+
+def _raw_schema(path: Path) -> Any:
+    """The schema of one ``.avsc`` parsed without logical types (same fingerprint, same bytes)."""
+    return parse_schema(_without_logical_types(json.loads(path.read_text(encoding="utf-8"))))
+
+
+@dataclass(frozen=True)
+class RawFields:
+    """The top-level fields of a current record schema whose logical types a raw read leaves
+    as their Avro values: timestamps as epoch milliseconds, dates as days since 1970-01-01."""
+
+    fields: tuple[str, ...]  # every top-level field, in the schema's order
+    millis: tuple[str, ...]  # timestamp-millis (an int, or None where the field is optional)
+    days: tuple[str, ...]  # date (an int, or None where the field is optional)
+
+
+def _raw_fields(schema: Any) -> RawFields:
+    millis: list[str] = []
+    days: list[str] = []
+    for field in schema["fields"]:
+        kind = field["type"]
+        if isinstance(kind, list) and len(kind) == 2 and kind[0] == "null":
+            kind = kind[1]
+        logical = kind.get("logicalType") if isinstance(kind, dict) else None
+        if logical == "timestamp-millis":
+            millis.append(field["name"])
+        elif logical == "date":
+            days.append(field["name"])
+    return RawFields(tuple(f["name"] for f in schema["fields"]), tuple(millis), tuple(days))
+
+
 class Codec:
     """Encodes with the current schemas; decodes anything written by a current or released one."""
 
@@ -60,9 +110,14 @@ class Codec:
         self._writers: dict[bytes, _Writer] = {}
         self._branches: dict[str, tuple[tuple[str, str, type], ...]] = {}
         self._headers: dict[str, tuple[tuple[str, bytes], ...]] = {}
+        self._paths: dict[bytes, Path] = {}
+        self._raw_writers: dict[bytes, _Writer] | None = None  # made on the first raw read
+        self.raw_fields: dict[str, RawFields] = {}
         for path in sorted(schema_dir.glob("*.avsc")):
             name, parsed, fp = load_schema(path)
             self._current[name] = (parsed, fp)
+            self._paths[fp] = path
+            self.raw_fields[name] = _raw_fields(json.loads(path.read_text(encoding="utf-8")))
             self._writers[fp] = _Writer(name, parsed, None)
             self._branches[name] = _optional_branches(parsed)
             self._headers[name] = (
@@ -77,6 +132,7 @@ class Codec:
             name, parsed, fp = load_schema(path)
             if fp not in self._writers and name in self._current:
                 self._writers[fp] = _Writer(name, parsed, self._current[name][0])
+                self._paths[fp] = path
 
     def fingerprint(self, name: str) -> bytes:
         """The fingerprint of the current schema of record ``name``."""
@@ -112,11 +168,58 @@ class Codec:
 
         For readers that need a few fields of many messages (the sink) and not the event.
         """
+        return self._read(data, self._writers)
+
+    def decode_raw(self, data: bytes) -> tuple[str, dict[str, Any]]:
+        """:meth:`decode_record` with the logical types left as Avro stores them: timestamps
+        as epoch milliseconds and dates as days since 1970-01-01 (:attr:`raw_fields` names
+        them per record), ``event_id`` as its canonical text.
+
+        Accepts and refuses exactly what :meth:`decode_record` does, with the same reasons: a
+        record whose times or dates a ``datetime`` / ``date`` cannot hold, or whose event id
+        is not canonical UUID text, is read again with the logical types, which raises the
+        same :class:`DecodeError` or gives the values to convert back.
+        """
+        writers = self._raw_writers
+        if writers is None:
+            writers = self._raw_writers = {
+                fp: _Writer(
+                    writer.name,
+                    _raw_schema(self._paths[fp]),
+                    None
+                    if writer.reader is None
+                    else _raw_schema(self._paths[self._current[writer.name][1]]),
+                )
+                for fp, writer in self._writers.items()
+            }
+        name, record = self._read(data, writers)
+        fields = self.raw_fields[name]
+        plain = _CANONICAL_UUID(record["event_id"]) is not None
+        for field in fields.millis:
+            ms = record[field]
+            if ms is not None and not MIN_MS <= ms <= MAX_MS:
+                plain = False
+        for field in fields.days:
+            days = record[field]
+            if days is not None and not MIN_DAYS <= days <= MAX_DAYS:
+                plain = False
+        if plain:
+            return name, record
+        name, logical = self.decode_record(data)
+        for field in fields.millis:
+            if logical[field] is not None:
+                logical[field] = (logical[field] - _EPOCH) // _MS
+        for field in fields.days:
+            if logical[field] is not None:
+                logical[field] = (logical[field] - _EPOCH.date()).days
+        return name, logical
+
+    def _read(self, data: bytes, writers: dict[bytes, _Writer]) -> tuple[str, dict[str, Any]]:
         if len(data) < HEADER_SIZE:
             raise DecodeError(f"truncated header: {len(data)} bytes, need {HEADER_SIZE}")
         if data[:2] != MARKER:
             raise DecodeError(f"bad marker {data[:2].hex()}, expected {MARKER.hex()}")
-        writer = self._writers.get(data[2:HEADER_SIZE])
+        writer = writers.get(data[2:HEADER_SIZE])
         if writer is None:
             raise DecodeError(f"unknown schema fingerprint {data[2:HEADER_SIZE].hex()}")
         body = io.BytesIO(data)
@@ -183,6 +286,7 @@ __all__ = [
     "MARKER",
     "Codec",
     "DecodeError",
+    "RawFields",
     "decode",
     "default_codec",
     "encode",

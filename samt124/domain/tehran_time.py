@@ -96,6 +96,44 @@ def jalali(t: datetime) -> JalaliDay:
     return jalali_day(tehran_day(t))
 
 
+_MS = timedelta(milliseconds=1)
+_SPAN_MS = 1_800_000  # half an hour: Tehran's day changes at most once within one
+
+
+def _jalali_of_ms(ms: int) -> JalaliDay:
+    return jalali(EPOCH + ms * _MS)
+
+
+@lru_cache(maxsize=65_536)
+def _jalali_span(span: int) -> tuple[JalaliDay, int, JalaliDay]:
+    """The Jalali day at the start of half-hour ``span`` (epoch ms // 1,800,000), the first
+    millisecond of the span on the next day (the span's end when there is none), and that day.
+    """
+    start = span * _SPAN_MS
+    end = start + _SPAN_MS - 1
+    first, last = _jalali_of_ms(start), _jalali_of_ms(end)
+    if first == last:
+        return first, end + 1, last
+    low, high = start, end  # first day at low, another at high: the change lies in (low, high]
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _jalali_of_ms(middle) == first:
+            low = middle
+        else:
+            high = middle
+    return first, high, _jalali_of_ms(high)
+
+
+def jalali_at_ms(ms: int) -> JalaliDay:
+    """:func:`jalali` of the instant ``ms`` epoch milliseconds, from a memo per half hour
+    (raising what :func:`jalali` raises near the ends of what it can convert)."""
+    try:
+        first, change, then = _jalali_span(ms // _SPAN_MS)
+    except (ValueError, OverflowError):  # the span reaches past those ends
+        return _jalali_of_ms(ms)
+    return first if ms < change else then
+
+
 def gregorian(year: int, month: int, day: int) -> date:
     """The Gregorian day of a Jalali date."""
     converted: date = jdatetime.date(year, month, day).togregorian()

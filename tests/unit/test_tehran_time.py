@@ -6,6 +6,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfoNotFoundError
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from consumers.analytics.reports import ReportParams, instant_label
 from consumers.sink.rows import EVENT_COLUMNS, SLA_COLUMNS, Position, event_row, sla_row
@@ -16,6 +18,7 @@ from samt124.domain.tehran_time import (
     TEHRAN,
     US_PER_HOUR,
     jalali,
+    jalali_at_ms,
     jalali_day,
     jalali_long,
     zone,
@@ -120,3 +123,52 @@ def test_names_and_units_come_from_one_place() -> None:
     assert str(zone()) == "Asia/Tehran"
     with pytest.raises(ZoneInfoNotFoundError, match="no time zone"):
         zone("Asia/Nowhere")
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _reference(ms: int) -> object:
+    return jalali(EPOCH + timedelta(milliseconds=ms))
+
+
+def _tehran_changes() -> list[int]:
+    """Epoch ms of each Tehran midnight and offset change from 1940 to 2030, found hour by hour."""
+    changes: list[int] = []
+    t = datetime(1940, 1, 1, tzinfo=UTC)
+    before = (t.astimezone(TEHRAN).date(), t.astimezone(TEHRAN).utcoffset())
+    while t < datetime(2030, 1, 1, tzinfo=UTC):
+        later = t + timedelta(hours=1)
+        now = (later.astimezone(TEHRAN).date(), later.astimezone(TEHRAN).utcoffset())
+        if now != before:
+            low, high = t, later  # bisect to the millisecond
+            while high - low > timedelta(milliseconds=1):
+                middle = low + (high - low) / 2
+                middle -= timedelta(microseconds=middle.microsecond % 1000)
+                if (
+                    middle.astimezone(TEHRAN).date(),
+                    middle.astimezone(TEHRAN).utcoffset(),
+                ) == before:
+                    low = middle
+                else:
+                    high = middle
+            changes.append((high - EPOCH) // timedelta(milliseconds=1))
+        before, t = now, later
+    return changes
+
+
+def test_jalali_at_ms_is_jalali_of_the_instant_around_every_tehran_midnight_and_dst_change() -> (
+    None
+):
+    changes = _tehran_changes()
+    assert len(changes) > 30_000  # a midnight a day, and the offset changes
+    for change in changes:
+        for delta in (-3_600_001, -1_800_000, -1_000, -1, 0, 1, 999, 1_800_000, 3_600_000):
+            ms = change + delta
+            assert jalali_at_ms(ms) == _reference(ms), ms
+
+
+@given(st.integers(min_value=-(2**41), max_value=2**42))
+@settings(max_examples=3_000, deadline=None)
+def test_jalali_at_ms_is_jalali_of_the_instant(ms: int) -> None:
+    assert jalali_at_ms(ms) == _reference(ms)
