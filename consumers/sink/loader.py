@@ -15,6 +15,15 @@ Delivery is at least once and the storage makes it exactly once for readers:
   server without tokens) collapses in the ReplacingMergeTree, and analysts read through
   ``events_unique``, which counts each event once.
 
+A batch is inserted by one inserter thread while the consumer's thread reads and builds the
+next one: at most one batch is in flight, and the consumer's thread alone calls the consumer
+(kafka-python's is not thread safe). It takes the outcome of the batch in flight before it
+hands over the next, so batches are stored and their offsets committed in the order they were
+read, and a batch's offsets only after all of its rows were stored; a failed insert is retried
+from there, as above. A rebalance while a batch is in flight may give its partitions to another
+member before the batch is committed: that member reads the batch again and stores it a second
+time, and the copies collapse as above.
+
 A message that does not decode was dead-lettered by the router already, so reaching the sink
 is a bug: it is logged with its coordinates and stored in ``sink_errors``, never dropped.
 """
@@ -27,6 +36,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
@@ -264,6 +274,15 @@ class _Stopped(Exception):
     """Asked to stop while ClickHouse was not taking a batch."""
 
 
+@dataclass(frozen=True)
+class _InFlight:
+    """A batch handed to the inserter thread, and its insert."""
+
+    batch: Batch
+    messages: int
+    insert: Future[None]
+
+
 class Sink:
     """Consume, batch by size and time, store, then commit."""
 
@@ -288,8 +307,10 @@ class Sink:
         self._uncommitted: dict[Any, Any] = {}  # stored, not committed yet (a rebalance, say)
         key = settings.pii_hash_key
         self._pii_key = key.get_secret_value().encode() if key is not None else b""
-        self._engine: Engine | None = None
+        self._engine: Engine | None = None  # opened, used and closed by the inserter thread
         self._stored: Callable[[SinkStats], None] | None = None
+        self._inserter: ThreadPoolExecutor | None = None
+        self._inflight: _InFlight | None = None
 
     def stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
         """Finish the current batch, commit it and return from :meth:`run`."""
@@ -325,10 +346,12 @@ class Sink:
         stored: Callable[[SinkStats], None] | None = None,
     ) -> SinkStats:
         """Run until stopped, or until nothing arrived for ``until_idle`` seconds, or until
-        ``until(consumer)`` is true with nothing pending (checked between batches); ``stored``
-        is called after each batch is stored and committed."""
+        ``until(consumer)`` is true with nothing pending (checked between batches; the batch
+        in flight is stored and committed before it returns); ``stored`` is called after each
+        batch is stored and committed."""
         consumer = self._consumer()
         self._stored = stored
+        self._inserter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink-insert")
         pending: list[Message] = []
         first_at = 0.0
         last_message_at = time.monotonic()
@@ -347,6 +370,9 @@ class Sink:
                     continue
                 if self._uncommitted:  # the poll finished a rebalance: commit what is stored
                     self._commit(consumer, {})
+                inflight = self._inflight
+                if inflight is not None and (not polled or inflight.insert.done()):
+                    self._settle(consumer)  # nothing new to build meanwhile, or it is done
                 now = time.monotonic()
                 for records in polled.values():
                     for record in records:
@@ -364,12 +390,24 @@ class Sink:
                     break
             if pending:
                 self._flush(consumer, pending)
+            self._settle(consumer)
         except _Stopped:
             log.warning("stopped before ClickHouse took the batch: its offsets stay uncommitted")
         finally:
-            self._close_engine()
+            self._end_inserter()
             consumer.close(autocommit=False)
         return self.stats
+
+    def _end_inserter(self) -> None:
+        """Wait for an insert still under way (its batch stays uncommitted), close the engine
+        on the inserter thread and end it."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is not None:
+            wait([inflight.insert])
+        if self._inserter is not None:
+            inserter, self._inserter = self._inserter, None
+            inserter.submit(self._close_engine).result()
+            inserter.shutdown()
 
     def _commit(self, consumer: Any, offsets: dict[Any, Any]) -> None:
         """Commit what was stored, with what earlier commits left over, for owned partitions.
@@ -390,43 +428,57 @@ class Sink:
             self._uncommitted = {}
 
     def _flush(self, consumer: Any, messages: list[Message]) -> None:
+        """Build the batch of ``messages`` while the one before is inserted, settle that one,
+        then hand this one to the inserter thread."""
+        batch = build_batch(messages, self.topics, datetime.now(UTC), self._pii_key)
+        self._settle(consumer)
+        self._inflight = _InFlight(batch, len(messages), self._submit(batch))
+
+    def _submit(self, batch: Batch) -> Future[None]:
+        assert self._inserter is not None, "the inserter runs while run() does"
+        return self._inserter.submit(self._insert, batch)
+
+    def _settle(self, consumer: Any) -> None:
+        """See the batch in flight stored (retrying it as long as it takes), commit its offsets
+        and count it; nothing when no batch is in flight."""
         from kafka.structs import OffsetAndMetadata, TopicPartition
 
-        batch = build_batch(messages, self.topics, datetime.now(UTC), self._pii_key)
-        self._store_with_retry(batch, consumer)
+        inflight, self._inflight = self._inflight, None
+        if inflight is None:
+            return
+        batch = inflight.batch
+        self._store_with_retry(inflight, consumer)
         offsets = {
             TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
             for (topic, partition), offset in batch.next_offsets.items()
         }
         self._commit(consumer, offsets)
-        self.stats.messages += len(messages)
+        self.stats.messages += inflight.messages
         self.stats.events += len(batch.events)
         self.stats.sla_events += len(batch.sla)
         self.stats.errors += len(batch.errors)
         self.stats.dead_letters += len(batch.dead_letters)
         self.stats.deadlines += len(batch.deadlines)
         self.stats.batches += 1
-        self.metrics.batch_size.observe(len(messages))
+        self.metrics.batch_size.observe(inflight.messages)
         self.metrics.last_batch = time.time()
-        log.info("stored and committed %d messages", len(messages))
+        log.info("stored and committed %d messages", inflight.messages)
         if self._stored is not None:
             self._stored(self.stats)
 
-    def _store_with_retry(self, batch: Batch, consumer: Any) -> None:
-        """Store the batch, retrying the very same rows until ClickHouse takes them.
+    def _store_with_retry(self, inflight: _InFlight, consumer: Any) -> None:
+        """Wait for the batch's insert; while ClickHouse does not take it, insert the very same
+        rows again, with back-off, until it does.
 
         While it waits, the consumer stays in its group (polling with every partition paused),
         so that an outage of ClickHouse does not turn into a rebalance.
         """
         delay = 0.5
+        insert = inflight.insert
         while True:
             try:
-                engine = self._open_engine()
-                started = time.monotonic()
-                store(engine, batch)
-                self.metrics.insert_duration.observe(time.monotonic() - started)
+                insert.result()
             except EngineError as error:
-                self._close_engine()
                 if self.stopping.is_set():
                     raise _Stopped from error
                 self.stats.retries += 1
@@ -435,11 +487,25 @@ class Sink:
                 )
                 self._wait_in_group(consumer, delay)
                 delay = min(self.max_backoff, delay * 2)
+                insert = self._submit(inflight.batch)
             else:
                 consumer.resume(*consumer.paused())
-                if self.settings.clickhouse.engine == "chdb":
-                    self._close_engine()  # let readers open the directory between batches
                 return
+
+    def _insert(self, batch: Batch) -> None:
+        """One attempt at storing ``batch`` (on the inserter thread); the connection is closed
+        after a failure, and after each batch into chdb (readers open its directory between
+        batches)."""
+        try:
+            engine = self._open_engine()
+            started = time.monotonic()
+            store(engine, batch)
+            self.metrics.insert_duration.observe(time.monotonic() - started)
+        except EngineError:
+            self._close_engine()
+            raise
+        if self.settings.clickhouse.engine == "chdb":
+            self._close_engine()
 
     def _wait_in_group(self, consumer: Any, seconds: float) -> None:
         """Sleep by polling paused partitions; anything fetched anyway is read again later."""
