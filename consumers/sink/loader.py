@@ -66,6 +66,11 @@ from samt124.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# How long the inserter leaves a chdb directory closed between two batches at least: twice the
+# 50 ms at which a waiting reader tries to open it again, so that a reader gets in between two
+# batches even when the next one is built before the last is stored.
+CHDB_GAP = 0.1
+
 
 def group_id(settings: Settings) -> str:
     """The sink's consumer group: ``samt124-sink`` for the default namespace."""
@@ -311,6 +316,7 @@ class Sink:
         self._stored: Callable[[SinkStats], None] | None = None
         self._inserter: ThreadPoolExecutor | None = None
         self._inflight: _InFlight | None = None
+        self._chdb_closed_at = 0.0  # monotonic time the inserter last closed a chdb directory
 
     def stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
         """Finish the current batch, commit it and return from :meth:`run`."""
@@ -493,9 +499,12 @@ class Sink:
                 return
 
     def _insert(self, batch: Batch) -> None:
-        """One attempt at storing ``batch`` (on the inserter thread); the connection is closed
-        after a failure, and after each batch into chdb (readers open its directory between
-        batches)."""
+        """One attempt at storing ``batch`` (on the inserter thread). The connection is closed
+        after a failure, and after each batch into chdb, whose directory then stays closed for
+        :data:`CHDB_GAP` seconds at least, so that readers can open it between batches."""
+        chdb = self.settings.clickhouse.engine == "chdb"
+        if chdb and self._engine is None:
+            time.sleep(max(0.0, self._chdb_closed_at + CHDB_GAP - time.monotonic()))
         try:
             engine = self._open_engine()
             started = time.monotonic()
@@ -504,8 +513,9 @@ class Sink:
         except EngineError:
             self._close_engine()
             raise
-        if self.settings.clickhouse.engine == "chdb":
+        if chdb:
             self._close_engine()
+            self._chdb_closed_at = time.monotonic()
 
     def _wait_in_group(self, consumer: Any, seconds: float) -> None:
         """Sleep by polling paused partitions; anything fetched anyway is read again later."""
