@@ -117,7 +117,7 @@ class Codec:
             name, parsed, fp = load_schema(path)
             self._current[name] = (parsed, fp)
             self._paths[fp] = path
-            self.raw_fields[name] = _raw_fields(json.loads(path.read_text(encoding="utf-8")))
+            self.raw_fields[name] = _raw_fields(parsed)
             self._writers[fp] = _Writer(name, parsed, None)
             self._branches[name] = _optional_branches(parsed)
             self._headers[name] = (
