@@ -440,6 +440,8 @@ class Follower:
                 if {tp.topic for tp in partitions} != {self.changelog, self.closures, self.intake}:
                     partitions = []  # the worker has not made its changelogs yet
                     self._stop.wait(1.0)
+            if self._stop.is_set():  # stopped before the topics were there (a port in use, ^C)
+                return
             consumer.assign(partitions)
             consumer.seek_to_beginning(*partitions)
             ends = consumer.end_offsets(partitions)

@@ -57,6 +57,9 @@ TLS_HINTS = (
 PLAIN_TO_TLS = "if that is the server's TLS port, the URL starts with clickhouses://"
 
 
+UNKNOWN_DATABASE = 81  # the server's error code when the database named does not exist
+
+
 def server_trouble(text: str, *, secure: bool = True) -> str:
     """A server error as one line for people, with a hint when a TLS mistake explains it."""
     text = text.split("Stack trace:", maxsplit=1)[0].strip()
@@ -129,18 +132,32 @@ class ServerEngine:
         # (not once it is queued on this node): the sink commits only what is stored
         self._cluster = target.cluster is not None
         self._quorum = target.insert_quorum
-        self._client = Client(
-            target.host,
-            port=target.port,
-            user=target.user,
-            password=target.password.get_secret_value(),
-            connect_timeout=5,
-            send_receive_timeout=300,
-            settings=settings,
-            **(others if target.alt_hosts else {}),
-            **target.tls_options(),
-        )
-        [(text,)] = self._run("SELECT version()")
+
+        def client(database: str | None) -> Any:
+            return Client(
+                target.host,
+                port=target.port,
+                user=target.user,
+                password=target.password.get_secret_value(),
+                connect_timeout=5,
+                send_receive_timeout=300,
+                settings=settings,
+                **({"database": database} if database else {}),
+                **(others if target.alt_hosts else {}),
+                **target.tls_options(),
+            )
+
+        # the target database is the session's current one, so a name in `samt124 sql` needs
+        # no prefix; before `samt124 init` has created it, the server's default is used
+        self._client = client(target.database)
+        try:
+            [(text,)] = self._run("SELECT version()")
+        except EngineError as error:
+            if getattr(error.__cause__, "code", None) != UNKNOWN_DATABASE:
+                raise
+            self._client.disconnect()
+            self._client = client(None)
+            [(text,)] = self._run("SELECT version()")
         self._version = parse_version(str(text))
 
     @property
@@ -245,6 +262,15 @@ class ChdbEngine:
                 time.sleep(0.05)
         [(text,)] = self.query("SELECT version()")[1]
         self._version = parse_version(str(text))
+        self.use_database()
+
+    def use_database(self) -> None:
+        """Make the target database the session's current one once it exists (as on a server)."""
+        [(present,)] = self.query(
+            f"SELECT count() FROM system.databases WHERE name = {quote(self._database)}"
+        )[1]
+        if present:
+            self._run(f"USE {self._database}")
 
     @property
     def database(self) -> str:

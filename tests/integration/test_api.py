@@ -543,3 +543,32 @@ def test_the_worker_dead_letters_an_action_published_straight_to_kafka_by_anothe
     assert shown["status_notes"] == "کارشناس با متقاضی تماس گرفت"
     assert shown["updated_datetime"] == answered_at.astimezone(TEHRAN).isoformat()
     assert shown["updated_datetime"] != shown["requested_datetime"]
+
+
+def test_a_second_api_on_a_port_in_use_says_so_and_stops_quietly(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The port is taken (another API, another program): the new one exits non-zero with the
+    reason, and its follower, still waiting for the worker's topics, stops without a traceback."""
+    import subprocess
+    import sys
+
+    from tests.integration.pipeline import REPO, env_for
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "samt124.cli", "api", "--listen", f"127.0.0.1:{port}"],
+            env=env_for(settings),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    said = result.stdout + result.stderr
+    assert result.returncode != 0, said
+    assert "address already in use" in said.lower(), said
+    assert "Traceback" not in said, said

@@ -54,6 +54,26 @@ def test_migrations_apply_once_and_in_order(engine: Engine) -> None:
     assert expected <= names
 
 
+def test_the_target_database_is_current_once_it_exists(url: str) -> None:
+    """Before `init` the database does not exist and the engine still opens; afterwards it is the
+    session's current database, so `samt124 sql` takes table names without the prefix."""
+    target = parse_clickhouse_url(url, default_database="analytics")
+    if target.engine == "server":  # one the fixture has not created
+        target = target.model_copy(update={"database": f"{target.database}_later"})
+    try:
+        with opened(target) as engine:
+            [(current,)] = engine.query("SELECT currentDatabase()")[1]
+            assert current != target.database
+            migrate(engine)
+        with opened(target) as engine:
+            assert engine.query("SELECT currentDatabase()")[1] == [(target.database,)]
+            assert engine.query("SELECT count() FROM events_unique")[1] == [(0,)]
+    finally:
+        if target.engine == "server":
+            with opened(target.model_copy(update={"database": "default"})) as engine:
+                engine.execute(f"DROP DATABASE IF EXISTS {target.database}")
+
+
 def test_a_retried_identical_batch_leaves_no_duplicates(engine: Engine) -> None:
     migrate(engine)
     events = list(simulate(3, 2_000, datetime(2024, 9, 1, tzinfo=UTC)))
