@@ -46,6 +46,17 @@ def injected(seed: int, rate: float, topic: str, partition: int, offset: int) ->
     return int.from_bytes(digest.digest(), "big") < rate * 2**64
 
 
+def unfailed_submission(settings: Settings, province: str, seed: int, rate: float) -> Any:
+    """A submission sent to the intake where the fault-injection mode does not fail it (one that
+    lands on an injected place is sent again, as a new request): a sentinel that must route."""
+    topic = Topics(settings.topic_namespace).intake
+    while True:
+        sent = submission(province=province)
+        [place] = produce_raw(settings, topic, [(wire.key(sent), wire.encode(sent))])
+        if not injected(seed, rate, topic, *place):
+            return sent
+
+
 def verify(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "samt124.cli", "verify", *args],
@@ -82,20 +93,18 @@ def test_decisions_that_raise_are_dead_letters_and_nothing_is_lost(
             for i in range(240)
         ]
         produce_raw(settings, topics.intake, [(wire.key(e), wire.encode(e)) for e in events])
-        sentinel = submission(province="IR-07")
-        produce_raw(settings, topics.intake, [(wire.key(sentinel), wire.encode(sentinel))])
+        sentinel = unfailed_submission(settings, "IR-07", seed, rate)
         intake = read_topics(settings, [topics.intake])
         assert {r.partition for r in intake} == {0, 1, 2, 3}  # the case is on every partition
         place = {wire.decode(r.value).event_id: (r.partition, r.offset) for r in intake}
-        if injected(seed, rate, topics.intake, *place[sentinel.event_id]):
-            sentinel = submission(province="IR-07")  # one that is not made to fail
-            produce_raw(settings, topics.intake, [(wire.key(sentinel), wire.encode(sentinel))])
 
         def routed_ids() -> set[str]:
             records = read_topics(settings, topics.provinces())
             return {wire.decode(r.value).event_id for r in records}
 
-        wait_for(lambda: sentinel.event_id in routed_ids(), 120, "the sentinel routed")
+        wait_for(
+            lambda: sentinel.event_id in routed_ids(), 120, "the sentinel routed", watching=worker
+        )
         assert worker.popen.poll() is None, worker.output()[-3000:]
 
         letters = read_topics(settings, [topics.dlq])
@@ -206,8 +215,7 @@ def test_a_worker_whose_id_another_took_stops_instead_of_fencing_in_a_loop(
         assert "another worker holds the member id" in stopped.output()
         say_seconds = time.monotonic() - started
         assert say_seconds < 120
-        later = submission(province="IR-30")
-        produce_raw(settings, topics.intake, [(wire.key(later), wire.encode(later))])
+        later = unfailed_submission(settings, "IR-30", SEED, MESSAGE_FAULTS)
         wait_for(lambda: _routed(settings, later.event_id), 120, "the other worker goes on")
         assert running.popen.poll() is None
     finally:
@@ -339,9 +347,13 @@ def test_faults_injected_at_random_leave_nothing_missing(
             f" {restarts} restarts after batch faults"
         )
         assert restarts >= 1  # the batch faults happened, and the worker came back each time
-        later = submission(province="IR-30")
-        produce_raw(settings, topics.intake, [(wire.key(later), wire.encode(later))])
-        wait_for(lambda: _routed(settings, later.event_id), 120, "the worker still routes")
+        later = unfailed_submission(settings, "IR-30", SEED, MESSAGE_FAULTS)
+        wait_for(
+            lambda: _routed(settings, later.event_id),
+            120,
+            "the worker still routes",
+            watching=worker,
+        )
     finally:
         worker.stop()
 

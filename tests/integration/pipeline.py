@@ -68,15 +68,39 @@ def start(settings: Settings, *args: str, log: Path, **env: str) -> Process:
     return Process(popen, log)
 
 
-def produce_raw(settings: Settings, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
+def produce_raw(
+    settings: Settings, topic: str, messages: list[tuple[bytes | None, bytes]]
+) -> list[tuple[int, int]]:
+    """Send each message and wait for it to be written; where each went (partition, offset)."""
     producer = KafkaProducer(**settings.kafka_client_options(), acks="all")
+    places = []
     for key, value in messages:
-        producer.send(topic, key=key, value=value).get(timeout=30)
+        written = producer.send(topic, key=key, value=value).get(timeout=30)
+        places.append((written.partition, written.offset))
     producer.close()
+    return places
 
 
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.5) -> Any:
-    return wait_until(condition, timeout, what, every, error=AssertionError)
+def wait_for(
+    condition: Callable[[], Any],
+    timeout: float,
+    what: str,
+    every: float = 0.5,
+    *,
+    watching: Process | None = None,
+) -> Any:
+    """:func:`wait_until`, failing the test; with ``watching``, a timeout says whether that
+    process still runs and shows the end of its output (what it was doing meanwhile)."""
+    try:
+        return wait_until(condition, timeout, what, every, error=AssertionError)
+    except AssertionError as error:
+        if watching is None:
+            raise
+        code = watching.popen.poll()
+        state = "still running" if code is None else f"exited with {code}"
+        raise AssertionError(
+            f"{error}; the process {state}, its output ends:\n{watching.output()[-6000:]}"
+        ) from None
 
 
 def submission(
