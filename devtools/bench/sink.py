@@ -250,19 +250,3 @@ def measure_replay(base: Settings, server_url: str | None, count: int, work: Pat
     section.ratio(f"{jobs} processes / one", rate, rates["one process"])
     section.add("10 M events, estimated", TEN_MILLION / rate if rate else None, "s", "extrapolated")
     return section
-    url = server_url.rsplit("/", 1)[0] + "/bench_replay"
-    settings = harness.namespace(base, "replay", clickhouse_url=url)
-    harness.topics_ready(settings)
-    for topic, messages in _province_messages(settings, workload.events(count)).items():
-        fill(settings, topic, messages)
-    seconds, out, peak = harness.run_watched(settings, "replay", log=work / "replay.log")
-    found = REPLAYED.search(out)
-    if found is None or "check: all" not in out:
-        section.error = f"the replay did not finish with its check:\n{out[-1500:]}"
-        return section
-    replayed, took = int(found.group(1).replace(",", "")), float(found.group(2))
-    rate = section.add("replay into the server", replayed / took, "events/s", f"{replayed:,}")
-    section.add("whole command", seconds, "s", "start-up, schema, replay, check")
-    section.add("replay peak RSS", peak, "MiB", "VmHWM")
-    section.add("10 M events, estimated", TEN_MILLION / rate if rate else None, "s", "extrapolated")
-    return section
