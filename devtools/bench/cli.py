@@ -33,14 +33,25 @@ MEASUREMENTS = (
     "sink",
     "sink-restart",
     "replay",
+    "replay-log",
     "freshness",
     "cluster",
     "api",
     "dashboard",
 )
-# run when named with --only: it starts a three-broker cluster beside the benchmark's broker
-ON_REQUEST = {"cluster"}
-NEEDS_SERVER = {"e2e", "sink", "sink-restart", "replay", "freshness", "cluster", "dashboard"}
+# run when named with --only: cluster starts a three-broker cluster beside the benchmark's
+# broker; replay-log writes and replays a log of 10 M events at --scale full (about 15 minutes)
+ON_REQUEST = {"cluster", "replay-log"}
+NEEDS_SERVER = {
+    "e2e",
+    "sink",
+    "sink-restart",
+    "replay",
+    "replay-log",
+    "freshness",
+    "cluster",
+    "dashboard",
+}
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,7 @@ class Scale:
     freshness: int  # events published one at a time
     worker: int  # events preloaded for the worker alone
     dashboard: int = 100_000  # events stored before the dashboard's refreshes are timed
+    replay_log: int = 60_000  # a log replayed whole (replay-log, when named)
 
 
 SCALES = {
@@ -92,6 +104,7 @@ SCALES = {
         freshness=40,
         worker=100_000,
         dashboard=1_000_000,
+        replay_log=10_000_000,
     ),
 }
 
@@ -204,6 +217,7 @@ class _Run:
             "sink": self.sink,
             "sink-restart": self.sink_restart,
             "replay": self.replay,
+            "replay-log": self.replay_log,
             "freshness": self.freshness,
             "cluster": self.cluster,
             "api": self.api,
@@ -398,6 +412,13 @@ class _Run:
         from devtools.bench import sink
 
         return [sink.measure_replay(self.base, self.server_url, self.scale.sink, self.work)]
+
+    def replay_log(self) -> list[Section]:
+        from devtools.bench import sink
+
+        return [
+            sink.measure_replay_log(self.base, self.server_url, self.scale.replay_log, self.work)
+        ]
 
     def freshness(self) -> list[Section]:
         from devtools.bench import freshness

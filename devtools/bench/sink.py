@@ -250,3 +250,90 @@ def measure_replay(base: Settings, server_url: str | None, count: int, work: Pat
     section.ratio(f"{jobs} processes / one", rate, rates["one process"])
     section.add("10 M events, estimated", TEN_MILLION / rate if rate else None, "s", "extrapolated")
     return section
+
+
+def write_log_part(settings: Settings, seed: int, count: int) -> int:
+    """Simulate ``count`` events with ``seed`` and write each to its request's province topic,
+    generated as they are written (nothing held but the open requests' provinces); return how
+    many were written. One process of :func:`measure_replay_log`'s pool."""
+    from kafka import KafkaProducer
+
+    from producers.publisher import producer_options
+    from producers.simulator import simulate
+    from samt124.domain.routing import referral_bodies
+
+    topics = Topics(settings.topic_namespace)
+    producer = KafkaProducer(**producer_options(settings))
+    province_of: dict[str, str] = {}
+    written = 0
+    try:
+        for event in simulate(seed, count, workload.START, body_for=referral_bodies()):
+            province = getattr(event, "province", None) or province_of.get(event.request_id)
+            province = province or "IR-23"
+            province_of.setdefault(event.request_id, province)
+            producer.send(
+                topics.province(province),
+                key=wire.key(event),
+                value=wire.encode(event),
+                headers=wire.headers(event),
+            )
+            written += 1
+        producer.flush()
+    finally:
+        producer.close()
+    return written
+
+
+def measure_replay_log(base: Settings, server_url: str | None, count: int, work: Path) -> Section:
+    """``samt124 replay`` (its default: one sink process per core) of a log of ``count`` events
+    into an empty server database, run whole: the replay the 10 M estimate extrapolates to."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from consumers.sink.replay import jobs_for
+
+    jobs = jobs_for(None, "server", os.cpu_count())
+    writers = max(1, os.cpu_count() or 1)
+    section = Section(
+        "replay-log",
+        f"Replay of a {count:,}-event log, run whole",
+        f"{count:,} simulated events are written to the province topics first, as the router"
+        f" would have put them ({writers} processes, each simulating its share with a seed of its"
+        " own and writing as it goes; not measured). Then `samt124 --clickhouse-url"
+        " clickhouse://…/bench_replay_log replay` runs as a child process with its default"
+        f" ({jobs} sink processes here): schema, the log's range, every message stored, the"
+        " check against the log. *Replay* is the replay's own time (its output); *whole"
+        " command* includes start-up and the check.",
+    )
+    if not server_url:
+        section.error = "needs the ClickHouse server"
+        return section
+    url = server_url.rsplit("/", 1)[0] + "/bench_replay_log"
+    settings = harness.namespace(base, "replaylog", clickhouse_url=url)
+    harness.topics_ready(settings)
+    shares = [count // writers + (1 if i < count % writers else 0) for i in range(writers)]
+    started = time.monotonic()
+    with ProcessPoolExecutor(writers, mp_context=get_context("spawn")) as pool:
+        parts = pool.map(
+            write_log_part,
+            [settings] * writers,
+            [workload.SEED + 1_000 + i for i in range(writers)],
+            shares,
+        )
+        written = sum(parts)
+    section.add("events written to the log", written, "events", "province topics")
+    section.add("writing the log (set-up)", time.monotonic() - started, "s", f"{writers} processes")
+    seconds, out, peak = harness.run_watched(settings, "replay", log=work / "replay-log.log")
+    found = REPLAYED.search(out)
+    if found is None or "check: all" not in out:
+        section.error = f"the replay did not finish with its check:\n{out[-1500:]}"
+        return section
+    replayed, took = int(found.group(1).replace(",", "")), float(found.group(2))
+    section.add("replayed", replayed, "messages", f"of {written:,} written")
+    section.add("replay", took, "s", f"{jobs} processes; target for 10 M: 600 s")
+    section.add("replay rate", replayed / took, "events/s")
+    section.add("whole command", seconds, "s", "start-up, schema, replay, check")
+    section.add("replay peak RSS", peak, "MiB", "VmHWM of the command's process")
+    if replayed != written:
+        section.error = f"replayed {replayed:,} messages of the {written:,} written"
+    return section

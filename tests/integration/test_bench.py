@@ -71,3 +71,38 @@ def test_bench_writes_sections_with_measured_figures(tmp_path: Path) -> None:
         ["pgrep", "-f", str(tmp_path / "work")], capture_output=True, text=True, check=False
     )
     assert leftovers.stdout.strip() == ""
+
+
+@pytest.mark.integration
+def test_bench_replays_a_whole_log_and_checks_it(tmp_path: Path) -> None:
+    """``--only replay-log``: a log written to the province topics, replayed whole into an empty
+    server database by ``samt124 replay``, whose own check passes; every message replayed."""
+    output = tmp_path / "RESULTS.md"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "samt124.cli",
+            "bench",
+            "--scale",
+            "small",
+            "--only",
+            "replay-log",
+            "--output",
+            str(output),
+            "--work",
+            str(tmp_path / "work"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    text = output.read_text()
+    assert "## Replay of a 60,000-event log, run whole" in text
+    figures = {m["label"]: float(m["value"].replace(",", "")) for m in FIGURE.finditer(text)}
+    assert figures["events written to the log"] == figures["replayed"] == 60_000
+    assert figures["replay"] > 0
+    assert figures["replay rate"] == pytest.approx(60_000 / figures["replay"], rel=0.01)
