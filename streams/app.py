@@ -75,6 +75,7 @@ IDENTITY_SECONDS = 2.0  # how often a worker that may be fenced asks who holds i
 STATUS_SECONDS = 10.0  # how often the status file is rewritten
 FENCED_EXIT = 4  # the exit status of a worker that stops because another took its identity
 ELSEWHERE_SECONDS = 2.0  # how long the timer defers a request whose partition it does not hold
+STALE_SAY_SECONDS = 10.0  # at most one log line about stale messages in this time
 SAVE_SECONDS = 1.0  # how often the timer writes the states it changed that ``route`` did not
 # how long a revocation waits for the batch or timer pass under way before the worker restarts
 # instead (well within the group's session timeout, 30 s)
@@ -150,6 +151,7 @@ class Worker:
         # the others every SAVE_SECONDS, so a request has one changelog record per batch
         self.unsaved: dict[str, int] = {}
         self.saved_at = 0.0
+        self.stale_said = 0.0  # when the worker last logged passing over stale messages
         self.sequence = Sequence()
         self._admin: Any = None  # a kafka-python admin client, for the committed offsets
         self.counts = {
@@ -359,6 +361,20 @@ class Worker:
             return False
         message.acked = True  # Faust acknowledges only a message not marked acknowledged
         self.counts["stale"] += 1
+        now = time.monotonic()
+        if now - self.stale_said >= STALE_SAY_SECONDS:  # an operator sees it if it goes on
+            self.stale_said = now
+            log.warning(
+                "passing over %s[%d]@%d for the group's next generation (rebalancing: %s;"
+                " fetched in generation %s, now %s); %d passed over so far",
+                message.topic,
+                message.partition,
+                message.offset,
+                self.app.rebalancing,
+                message.generation_id,
+                self.app.consumer_generation_id,
+                self.counts["stale"],
+            )
         return True
 
     async def _on_revoked(self, revoked: Any) -> None:
