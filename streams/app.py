@@ -55,7 +55,7 @@ from streams.metrics import WorkerMetrics
 from streams.pipeline import Outgoing, Pipeline, Where
 from streams.recovery import TableManager
 from streams.restart import Restarts, read_status, restart, status_path, write_status
-from streams.sequence import Sequence, Skipped, committed_with_retry
+from streams.sequence import Sequence, Skipped, committed_with_retry, first_offset, rewound
 from streams.states import States
 from streams.stream_time import CAUGHT_UP, sla_now
 
@@ -279,6 +279,7 @@ class Worker:
             for name in ("aiokafka", "kafka"):
                 logging.getLogger(name).setLevel(logging.WARNING)
             self.fence.install()
+            self._seek_back_where_nothing_is_committed(app.consumer)
             self._write_status()
 
         @self.requests.on_recover  # type: ignore[untyped-decorator]
@@ -434,6 +435,9 @@ class Worker:
 
         if self._admin is None:
             self._admin = KafkaAdminClient(**self.settings.kafka_client_options())
+            # Faust's member metadata is not the plain consumer protocol's: kafka-python says
+            # so on every describe, whole metadata included; the instance id is all we read
+            logging.getLogger("kafka.admin._groups").setLevel(logging.ERROR)
         group = group_id(self.settings)
         members = self._admin.describe_groups([group]).get(group, {}).get("members") or []
         mine = instance_id(self.settings)
@@ -493,11 +497,29 @@ class Worker:
             return int(meta.offset) if meta is not None and meta.offset >= 0 else None
 
         committed = await asyncio.to_thread(read)
-        if committed is None:
-            return None
-        # messages before the log start are gone (retention): the partition starts there
         (earliest,) = (await self.app.consumer.earliest_offsets(TP(*tp))).values()
-        return max(committed, int(earliest))
+        return first_offset(committed, int(earliest))
+
+    def _seek_back_where_nothing_is_committed(self, consumer: Any) -> None:
+        """After each rebalance Faust seeks the partitions to their committed offsets, to read
+        again what its queues dropped; aiokafka skips that seek where the committed offset is
+        none or 0. Those intake partitions are sought back to their start here, so nothing
+        fetched there before the rebalance waits unread (the sequence guard passes over what
+        this worker has handled already)."""
+        seek_to_committed = consumer.seek_to_committed
+
+        async def seek_then_rewind() -> Any:
+            committed = await seek_to_committed()
+            back = rewound(committed, self.topics.intake)
+            if back:
+                try:
+                    for tp in back:  # 0: before the log start, the consumer resets to it
+                        await consumer.seek(tp, 0)
+                except Exception as error:  # the assignment changed meanwhile: the next seek
+                    log.warning("cannot seek %s back to their start: %s", back, error)
+            return committed
+
+        consumer.seek_to_committed = seek_then_rewind
 
     def _stored(self, request_id: str, partition: int) -> bytes | None:
         """A request's state as stored (decoded by the pipeline, under its guard)."""

@@ -16,14 +16,21 @@ it has been acknowledged yet, so nothing past the committed offset is lost as lo
 does not go on: :func:`streams.restart.restart` replaces the process with a fresh one, which
 resumes from there. A message that comes earlier than expected is one read again within the
 generation; it is passed over (:meth:`Sequence.see`).
+
+A partition where the group has committed nothing starts at the log's start
+(:func:`first_offset`), and after each rebalance the worker seeks such partitions back there
+(:func:`rewound`): aiokafka's seek to the committed offset skips them, so a message fetched
+just before a rebalance, and dropped from Faust's queues by it, stayed unread (the worker that
+another had fenced in ``test_guarantee.py`` showed it, about one run in thirty).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 log = logging.getLogger("samt124.worker")
 RETRY_SECONDS = 1.0
@@ -75,6 +82,24 @@ class Sequence:
             )
         self.expected[tp] = (generation, max(offset + 1, expected or 0))
         return expected is None or offset == expected
+
+
+def first_offset(committed: int | None, earliest: int) -> int:
+    """Where a partition's messages start for the group: its committed offset, or, when the group
+    has committed none there, the log's start (the worker reads from the earliest offset); never
+    before the log's start (older messages are gone with retention)."""
+    return earliest if committed is None else max(committed, earliest)
+
+
+def rewound(committed: Mapping[Any, int | None], topic: str) -> list[Any]:
+    """The partitions of ``topic`` to seek back to their start after Faust's seek to the committed
+    offsets: those whose committed offset is none or 0, which aiokafka's ``seek_to_committed``
+    leaves where its fetcher was. A message fetched there before a rebalance and dropped from
+    Faust's queues by it would otherwise not be read again until the process restarts."""
+    return sorted(
+        (tp for tp, offset in committed.items() if tp[0] == topic and not offset),
+        key=lambda tp: tp[1],
+    )
 
 
 async def committed_with_retry(committed: Committed, tp: TopicPartition) -> int | None:
