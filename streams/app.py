@@ -512,9 +512,8 @@ class Worker:
             committed = await seek_to_committed()
             back = rewound(committed, self.topics.intake)
             if back:
-                try:
-                    for tp in back:  # 0: before the log start, the consumer resets to it
-                        await consumer.seek(tp, 0)
+                try:  # on the consumer's own thread (0: before the log start, it resets)
+                    await consumer.seek_wait(dict.fromkeys(back, 0))
                 except Exception as error:  # the assignment changed meanwhile: the next seek
                     log.warning("cannot seek %s back to their start: %s", back, error)
             return committed
