@@ -55,7 +55,7 @@ from streams.metrics import WorkerMetrics
 from streams.pipeline import Outgoing, Pipeline, Where
 from streams.recovery import TableManager
 from streams.restart import Restarts, read_status, restart, status_path, write_status
-from streams.sequence import Sequence, Skipped, committed_with_retry, first_offset, rewound
+from streams.sequence import Sequence, Skipped, committed_with_retry, first_offset
 from streams.states import States
 from streams.stream_time import CAUGHT_UP, sla_now
 
@@ -279,7 +279,6 @@ class Worker:
             for name in ("aiokafka", "kafka"):
                 logging.getLogger(name).setLevel(logging.WARNING)
             self.fence.install()
-            self._seek_back_where_nothing_is_committed(app.consumer)
             self._write_status()
 
         @self.requests.on_recover  # type: ignore[untyped-decorator]
@@ -499,26 +498,6 @@ class Worker:
         committed = await asyncio.to_thread(read)
         (earliest,) = (await self.app.consumer.earliest_offsets(TP(*tp))).values()
         return first_offset(committed, int(earliest))
-
-    def _seek_back_where_nothing_is_committed(self, consumer: Any) -> None:
-        """After each rebalance Faust seeks the partitions to their committed offsets, to read
-        again what its queues dropped; aiokafka skips that seek where the committed offset is
-        none or 0. Those intake partitions are sought back to their start here, so nothing
-        fetched there before the rebalance waits unread (the sequence guard passes over what
-        this worker has handled already)."""
-        seek_to_committed = consumer.seek_to_committed
-
-        async def seek_then_rewind() -> Any:
-            committed = await seek_to_committed()
-            back = rewound(committed, self.topics.intake)
-            if back:
-                try:  # on the consumer's own thread (0: before the log start, it resets)
-                    await consumer.seek_wait(dict.fromkeys(back, 0))
-                except Exception as error:  # the assignment changed meanwhile: the next seek
-                    log.warning("cannot seek %s back to their start: %s", back, error)
-            return committed
-
-        consumer.seek_to_committed = seek_then_rewind
 
     def _stored(self, request_id: str, partition: int) -> bytes | None:
         """A request's state as stored (decoded by the pipeline, under its guard)."""

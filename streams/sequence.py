@@ -18,19 +18,18 @@ resumes from there. A message that comes earlier than expected is one read again
 generation; it is passed over (:meth:`Sequence.see`).
 
 A partition where the group has committed nothing starts at the log's start
-(:func:`first_offset`), and after each rebalance the worker seeks such partitions back there
-(:func:`rewound`): aiokafka's seek to the committed offset skips them, so a message fetched
-just before a rebalance, and dropped from Faust's queues by it, stayed unread (the worker that
-another had fenced in ``test_guarantee.py`` showed it, about one run in thirty).
+(:func:`first_offset`): aiokafka's seek to the committed offset after a rebalance skips such
+partitions, so a message fetched there just before a rebalance, and dropped from Faust's queues
+by it, is not read again; the next message of that partition then shows the skip, and the worker
+restarts from the committed offset instead of letting Faust commit past it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 log = logging.getLogger("samt124.worker")
 RETRY_SECONDS = 1.0
@@ -89,17 +88,6 @@ def first_offset(committed: int | None, earliest: int) -> int:
     has committed none there, the log's start (the worker reads from the earliest offset); never
     before the log's start (older messages are gone with retention)."""
     return earliest if committed is None else max(committed, earliest)
-
-
-def rewound(committed: Mapping[Any, int | None], topic: str) -> list[Any]:
-    """The partitions of ``topic`` to seek back to their start after Faust's seek to the committed
-    offsets: those whose committed offset is none or 0, which aiokafka's ``seek_to_committed``
-    leaves where its fetcher was. A message fetched there before a rebalance and dropped from
-    Faust's queues by it would otherwise not be read again until the process restarts."""
-    return sorted(
-        (tp for tp, offset in committed.items() if tp[0] == topic and not offset),
-        key=lambda tp: tp[1],
-    )
 
 
 async def committed_with_retry(committed: Committed, tp: TopicPartition) -> int | None:

@@ -20,7 +20,7 @@ from samt124.kafka.reader import read_topics
 from samt124.kafka.topics import Topics
 from samt124.settings import Settings
 from streams.pipeline import Pipeline, Where
-from tests.chaos.harness import province_topics, wait_until
+from tests.chaos.harness import group_lag, province_topics, wait_until
 from tests.integration.pipeline import Process, submission
 
 WHERE = Where("fuzz.intake", 0, 0)
@@ -125,6 +125,12 @@ def test_worker_dead_letters_fuzzed_intake_and_keeps_routing(
         ),
         120,
         "the sentinel on its province topic",
+    )
+    # the sentinel's partition is done; the others may still be handled: wait for all of them
+    wait_until(
+        lambda: group_lag(settings, f"{settings.topic_namespace}-worker", [topics.intake]) == 0,
+        120,
+        "the worker to acknowledge every intake message",
     )
     assert worker.popen.poll() is None, worker.output()[-3000:]
 

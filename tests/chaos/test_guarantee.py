@@ -105,6 +105,15 @@ def test_decisions_that_raise_are_dead_letters_and_nothing_is_lost(
         wait_for(
             lambda: sentinel.event_id in routed_ids(), 120, "the sentinel routed", watching=worker
         )
+        # the sentinel's partition is done; wait for the others too
+        from tests.chaos.harness import group_lag
+
+        wait_for(
+            lambda: group_lag(settings, f"{settings.topic_namespace}-worker", [topics.intake]) == 0,
+            120,
+            "the worker to acknowledge every intake message",
+            watching=worker,
+        )
         assert worker.popen.poll() is None, worker.output()[-3000:]
 
         letters = read_topics(settings, [topics.dlq])

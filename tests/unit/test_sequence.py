@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.sequence import Sequence, Skipped, first_offset, rewound
+from streams.sequence import Sequence, Skipped, first_offset
 
 TP = ("samt124.intake", 0)
 
@@ -83,14 +83,3 @@ def test_with_nothing_committed_a_partition_starts_at_the_log_start() -> None:
     sequence.start(TP, 1, first_offset(None, 0))
     with pytest.raises(Skipped, match=r"offsets 0\.\.0"):
         sequence.see(TP, 1, 1)
-
-
-def test_partitions_with_no_or_zero_committed_offset_are_sought_back() -> None:
-    committed = {
-        ("samt124.intake", 2): None,
-        ("samt124.intake", 0): 0,
-        ("samt124.intake", 1): 15,
-        ("worker-requests-changelog", 0): None,  # Faust's own: recovery seeks those
-    }
-    assert rewound(committed, "samt124.intake") == [("samt124.intake", 0), ("samt124.intake", 2)]
-    assert rewound({("samt124.intake", 3): 1}, "samt124.intake") == []
