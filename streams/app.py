@@ -55,7 +55,7 @@ from streams.metrics import WorkerMetrics
 from streams.pipeline import Outgoing, Pipeline, Where
 from streams.recovery import TableManager
 from streams.restart import Restarts, read_status, restart, status_path, write_status
-from streams.sequence import Sequence, Skipped, committed_with_retry, first_offset
+from streams.sequence import Sequence, Skipped, committed_with_retry
 from streams.states import States
 from streams.stream_time import CAUGHT_UP, sla_now
 
@@ -496,8 +496,11 @@ class Worker:
             return int(meta.offset) if meta is not None and meta.offset >= 0 else None
 
         committed = await asyncio.to_thread(read)
+        if committed is None:
+            return None
+        # messages before the log start are gone (retention): the partition starts there
         (earliest,) = (await self.app.consumer.earliest_offsets(TP(*tp))).values()
-        return first_offset(committed, int(earliest))
+        return max(committed, int(earliest))
 
     def _stored(self, request_id: str, partition: int) -> bytes | None:
         """A request's state as stored (decoded by the pipeline, under its guard)."""

@@ -16,12 +16,6 @@ it has been acknowledged yet, so nothing past the committed offset is lost as lo
 does not go on: :func:`streams.restart.restart` replaces the process with a fresh one, which
 resumes from there. A message that comes earlier than expected is one read again within the
 generation; it is passed over (:meth:`Sequence.see`).
-
-A partition where the group has committed nothing starts at the log's start
-(:func:`first_offset`): aiokafka's seek to the committed offset after a rebalance skips such
-partitions, so a message fetched there just before a rebalance, and dropped from Faust's queues
-by it, is not read again; the next message of that partition then shows the skip, and the worker
-restarts from the committed offset instead of letting Faust commit past it.
 """
 
 from __future__ import annotations
@@ -81,13 +75,6 @@ class Sequence:
             )
         self.expected[tp] = (generation, max(offset + 1, expected or 0))
         return expected is None or offset == expected
-
-
-def first_offset(committed: int | None, earliest: int) -> int:
-    """Where a partition's messages start for the group: its committed offset, or, when the group
-    has committed none there, the log's start (the worker reads from the earliest offset); never
-    before the log's start (older messages are gone with retention)."""
-    return earliest if committed is None else max(committed, earliest)
 
 
 async def committed_with_retry(committed: Committed, tp: TopicPartition) -> int | None:

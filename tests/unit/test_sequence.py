@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.sequence import Sequence, Skipped, first_offset
+from streams.sequence import Sequence, Skipped
 
 TP = ("samt124.intake", 0)
 
@@ -70,16 +70,3 @@ def test_a_new_generation_starts_again_from_its_committed_offset() -> None:
     other = ("samt124.intake", 1)
     sequence.start(other, 2, 7)
     sequence.see(other, 2, 7)
-
-
-def test_with_nothing_committed_a_partition_starts_at_the_log_start() -> None:
-    """A group that has committed nothing on a partition reads it from the earliest offset, so
-    the guard expects that one first: a first message further on means some were skipped."""
-    assert first_offset(None, 0) == 0
-    assert first_offset(None, 40) == 40  # retention removed the first 40
-    assert first_offset(7, 0) == 7
-    assert first_offset(7, 40) == 40
-    sequence = Sequence()
-    sequence.start(TP, 1, first_offset(None, 0))
-    with pytest.raises(Skipped, match=r"offsets 0\.\.0"):
-        sequence.see(TP, 1, 1)
