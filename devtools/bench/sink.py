@@ -201,6 +201,14 @@ REPLAYED = re.compile(r"replayed ([\d,]+) messages in ([\d.]+) s")
 TEN_MILLION = 10_000_000
 
 
+def _replayed(out: str) -> tuple[int, float] | None:
+    """(messages, seconds) from ``samt124 replay``'s output, when it finished with its check."""
+    found = REPLAYED.search(out)
+    if found is None or "check: all" not in out:
+        return None
+    return int(found.group(1).replace(",", "")), float(found.group(2))
+
+
 def measure_replay(base: Settings, server_url: str | None, count: int, work: Path) -> Section:
     """``samt124 replay`` of ``count`` events on the province topics into an empty database, with
     one sink process and with the default (one per core)."""
@@ -236,11 +244,11 @@ def measure_replay(base: Settings, server_url: str | None, count: int, work: Pat
         seconds, out, peak = harness.run_watched(
             run, "replay", *args, log=work / f"replay-{database}.log"
         )
-        found = REPLAYED.search(out)
-        if found is None or "check: all" not in out:
+        finished = _replayed(out)
+        if finished is None:
             section.error = f"the replay ({label}) did not finish with its check:\n{out[-1500:]}"
             return section
-        replayed, took = int(found.group(1).replace(",", "")), float(found.group(2))
+        replayed, took = finished
         rates[label] = section.add(
             f"replay into the server, {label}", replayed / took, "events/s", f"{replayed:,}"
         )
@@ -324,11 +332,11 @@ def measure_replay_log(base: Settings, server_url: str | None, count: int, work:
     section.add("events written to the log", written, "events", "province topics")
     section.add("writing the log (set-up)", time.monotonic() - started, "s", f"{writers} processes")
     seconds, out, peak = harness.run_watched(settings, "replay", log=work / "replay-log.log")
-    found = REPLAYED.search(out)
-    if found is None or "check: all" not in out:
+    finished = _replayed(out)
+    if finished is None:
         section.error = f"the replay did not finish with its check:\n{out[-1500:]}"
         return section
-    replayed, took = int(found.group(1).replace(",", "")), float(found.group(2))
+    replayed, took = finished
     section.add("replayed", replayed, "messages", f"of {written:,} written")
     section.add("replay", took, "s", f"{jobs} processes; target for 10 M: 600 s")
     section.add("replay rate", replayed / took, "events/s")

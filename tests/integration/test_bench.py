@@ -14,30 +14,23 @@ FAST = "kafka-tools,passthrough,publisher"
 FIGURE = re.compile(r"^\| (?P<label>[^|]+?) \| (?P<value>[\d,.]+) \| (?P<unit>[^|]+?) \|", re.M)
 
 
-@pytest.mark.integration
-def test_bench_writes_sections_with_measured_figures(tmp_path: Path) -> None:
-    output = tmp_path / "RESULTS.md"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "samt124.cli",
-            "bench",
-            "--scale",
-            "small",
-            "--only",
-            FAST,
-            "--output",
-            str(output),
-            "--work",
-            str(tmp_path / "work"),
-        ],
+def bench_small(only: str, output: Path, work: Path) -> subprocess.CompletedProcess[str]:
+    """``samt124 bench --scale small --only ONLY`` as a child process, its results in ``output``."""
+    command = ["bench", "--scale", "small", "--only", only, "--output", str(output)]
+    return subprocess.run(
+        [sys.executable, "-m", "samt124.cli", *command, "--work", str(work)],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
     )
+
+
+@pytest.mark.integration
+def test_bench_writes_sections_with_measured_figures(tmp_path: Path) -> None:
+    output = tmp_path / "RESULTS.md"
+    result = bench_small(FAST, output, tmp_path / "work")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     text = output.read_text()
     for heading in (
@@ -78,27 +71,7 @@ def test_bench_replays_a_whole_log_and_checks_it(tmp_path: Path) -> None:
     """``--only replay-log``: a log written to the province topics, replayed whole into an empty
     server database by ``samt124 replay``, whose own check passes; every message replayed."""
     output = tmp_path / "RESULTS.md"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "samt124.cli",
-            "bench",
-            "--scale",
-            "small",
-            "--only",
-            "replay-log",
-            "--output",
-            str(output),
-            "--work",
-            str(tmp_path / "work"),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    result = bench_small("replay-log", output, tmp_path / "work")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     text = output.read_text()
     assert "## Replay of a 60,000-event log, run whole" in text
