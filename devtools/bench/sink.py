@@ -21,6 +21,13 @@ IDLE = 3.0
 STORED = re.compile(r"stored and committed (\d+) messages")
 
 
+def _province(event: Event, province_of: dict[str, str]) -> str:
+    """The province of ``event``'s request (the submission's, remembered in ``province_of``)."""
+    province = getattr(event, "province", None) or province_of.get(event.request_id, "IR-23")
+    province_of.setdefault(event.request_id, province)
+    return str(province)
+
+
 def _province_messages(
     settings: Settings, events: tuple[Event, ...]
 ) -> dict[str, list[workload.Message]]:
@@ -29,9 +36,7 @@ def _province_messages(
     province_of: dict[str, str] = {}
     by_topic: dict[str, list[workload.Message]] = {}
     for event in events:
-        province = getattr(event, "province", None) or province_of.get(event.request_id, "IR-23")
-        province_of.setdefault(event.request_id, province)
-        by_topic.setdefault(topics.province(province), []).append(
+        by_topic.setdefault(topics.province(_province(event, province_of)), []).append(
             (wire.key(event), wire.encode(event), wire.headers(event))
         )
     return by_topic
@@ -276,11 +281,8 @@ def write_log_part(settings: Settings, seed: int, count: int) -> int:
     written = 0
     try:
         for event in simulate(seed, count, workload.START, body_for=referral_bodies()):
-            province = getattr(event, "province", None) or province_of.get(event.request_id)
-            province = province or "IR-23"
-            province_of.setdefault(event.request_id, province)
             producer.send(
-                topics.province(province),
+                topics.province(_province(event, province_of)),
                 key=wire.key(event),
                 value=wire.encode(event),
                 headers=wire.headers(event),
